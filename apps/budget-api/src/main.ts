@@ -1,0 +1,16 @@
+import 'reflect-metadata';
+import { QUEUE_GROUPS } from '@aigov/contracts';
+import { configureOrExit, exitOnStartupFailure, startApp } from '@aigov/observability';
+import { BudgetApiModule } from './budget-api.module';
+
+const NAME = 'budget-api';
+const { config, logger, metrics, readiness } = configureOrExit(NAME);
+
+startApp({
+  name: NAME,
+  module: BudgetApiModule.forRoot({ config, logger, metrics, readiness }),
+  port: config.port,
+  logger,
+  metrics,
+  nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.budgetApi } : null,
+}).catch(exitOnStartupFailure(logger, NAME));

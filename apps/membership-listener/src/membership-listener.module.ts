@@ -1,0 +1,39 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { NatsModule } from '@aigov/contracts';
+import type { AppConfig } from '@aigov/config';
+import { DatabaseModule } from '@aigov/db';
+import { ObservabilityModule, type Logger, type Metrics, type Readiness } from '@aigov/observability';
+
+export interface MembershipListenerDeps {
+  config: AppConfig;
+  logger: Logger;
+  metrics: Metrics;
+  readiness: Readiness;
+}
+
+/** Ready: database reachable and migrated, NATS connected. The JetStream consumer comes with identity events. */
+@Module({})
+export class MembershipListenerModule {
+  static forRoot(deps: MembershipListenerDeps): DynamicModule {
+    return {
+      module: MembershipListenerModule,
+      imports: [
+        ObservabilityModule.forApp(deps.logger, deps.metrics, deps.readiness),
+        DatabaseModule.forRoot({
+          databaseUrl: deps.config.databaseUrl,
+          dataDir: deps.config.dataDir,
+          poolSize: deps.config.databasePoolSize,
+          applicationName: 'aigov-membership-listener',
+          log: (msg) => deps.logger.info(msg),
+          migrate: true,
+        }),
+        NatsModule.forRoot({
+          servers: deps.config.natsUrl,
+          name: 'aigov-membership-listener',
+          enabled: deps.config.natsEnabled,
+          readiness: deps.readiness,
+        }),
+      ],
+    };
+  }
+}

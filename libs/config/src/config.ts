@@ -1,0 +1,195 @@
+import * as path from 'node:path';
+
+export type BudgetPeriod = 'month' | 'week' | 'day';
+export type UnpricedUsage = 'allow' | 'block';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface AppConfig {
+  /** Null: use the embedded PostgreSQL (PGlite) in dataDir. */
+  databaseUrl: string | null;
+  dataDir: string;
+  /** Connections per app pool. */
+  databasePoolSize: number;
+  natsUrl: string;
+  /** False only when NATS_ENABLED=false: the apps run without their NATS features. */
+  natsEnabled: boolean;
+  port: number;
+  pricingWorkerPort: number;
+  membershipListenerPort: number;
+  logLevel: LogLevel;
+  aiBudgetsEnabled: boolean;
+  maxSpendLimitMicros: bigint;
+  modelsDevUrl: string;
+  priceProviders: string[];
+  budgetPeriod: BudgetPeriod;
+  unpricedUsage: UnpricedUsage;
+}
+
+export const DEFAULT_MODELS_DEV_URL = 'https://models.dev/api.json';
+export const DEFAULT_MAX_SPEND_LIMIT_MICROS = 1_000_000_000_000n;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; detail: string }[]) {
+    super(
+      `Invalid configuration: ${problems.map((p) => `${p.variable}: ${p.detail}`).join('; ')}. ` +
+        'See .env.example for every variable and its format.',
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads and validates the whole environment once. Every bad variable is collected and
+ * reported together in one ConfigError; nothing else in the code base reads process.env.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const problems: { variable: string; detail: string }[] = [];
+  const raw = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const fail = (variable: string, detail: string): void => {
+    problems.push({ variable, detail });
+  };
+
+  const port = (name: string, def: number): number => {
+    const v = raw(name);
+    if (v === undefined) return def;
+    if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) {
+      fail(name, `must be a port number 0..65535 (got "${v}")`);
+      return def;
+    }
+    return Number(v);
+  };
+  const bool = (name: string, def: boolean): boolean => {
+    const v = raw(name);
+    if (v === undefined) return def;
+    if (v === 'true' || v === '1') return true;
+    if (v === 'false' || v === '0') return false;
+    fail(name, `must be true or false (got "${v}")`);
+    return def;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], def: T): T => {
+    const v = raw(name);
+    if (v === undefined) return def;
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    fail(name, `must be one of ${allowed.join(', ')} (got "${v}")`);
+    return def;
+  };
+  const url = (name: string, protocols: string[], def: string | null): string | null => {
+    const v = raw(name);
+    if (v === undefined) return def;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) {
+        fail(name, `must be a ${protocols.join(' or ')} URL (got protocol "${u.protocol}")`);
+        return def;
+      }
+      return v;
+    } catch {
+      fail(name, 'must be a valid URL');
+      return def;
+    }
+  };
+
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:'], null);
+  const natsServers = raw('NATS_URL') ?? 'nats://127.0.0.1:4222';
+  for (const server of natsServers.split(',')) {
+    try {
+      const u = new URL(server.trim());
+      if (!['nats:', 'tls:', 'ws:', 'wss:'].includes(u.protocol))
+        fail('NATS_URL', `unsupported protocol "${u.protocol}"`);
+    } catch {
+      fail('NATS_URL', `must be a nats:// URL or a comma-separated list of them`);
+    }
+  }
+
+  let maxSpend = DEFAULT_MAX_SPEND_LIMIT_MICROS;
+  const maxRaw = raw('MAX_SPEND_LIMIT_MICROS');
+  if (maxRaw !== undefined) {
+    if (!/^\d{1,19}$/.test(maxRaw) || BigInt(maxRaw) > 9_223_372_036_854_775_807n) {
+      fail(
+        'MAX_SPEND_LIMIT_MICROS',
+        `must be a non-negative integer of micros that fits in bigint (got "${maxRaw}")`,
+      );
+    } else {
+      maxSpend = BigInt(maxRaw);
+    }
+  }
+
+  let providers = ['anthropic', 'openai'];
+  const providersRaw = raw('PRICE_PROVIDERS');
+  if (providersRaw !== undefined) {
+    const list = providersRaw.split(',').map((p) => p.trim());
+    const bad = list.filter((p) => !/^[a-z0-9][a-z0-9._-]*$/.test(p));
+    if (bad.length > 0 || list.length === 0) {
+      fail(
+        'PRICE_PROVIDERS',
+        `must be a comma-separated list of provider ids (bad: ${bad.map((b) => `"${b}"`).join(', ')})`,
+      );
+    } else {
+      providers = [...new Set(list)];
+    }
+  }
+
+  let poolSize = 10;
+  const poolRaw = raw('DATABASE_POOL_SIZE');
+  if (poolRaw !== undefined) {
+    if (!/^\d{1,3}$/.test(poolRaw) || Number(poolRaw) < 1 || Number(poolRaw) > 200) {
+      fail('DATABASE_POOL_SIZE', `must be an integer 1..200 (got "${poolRaw}")`);
+    } else {
+      poolSize = Number(poolRaw);
+    }
+  }
+
+  const config: AppConfig = {
+    databaseUrl,
+    dataDir: path.resolve(raw('DATA_DIR') ?? './.data'),
+    databasePoolSize: poolSize,
+    natsUrl: natsServers,
+    natsEnabled: bool('NATS_ENABLED', true),
+    port: port('PORT', 8080),
+    pricingWorkerPort: port('PRICING_WORKER_PORT', 8081),
+    membershipListenerPort: port('MEMBERSHIP_LISTENER_PORT', 8082),
+    logLevel: oneOf(
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+      'info',
+    ),
+    aiBudgetsEnabled: bool('AI_BUDGETS_ENABLED', true),
+    maxSpendLimitMicros: maxSpend,
+    modelsDevUrl:
+      url('MODELS_DEV_URL', ['http:', 'https:'], DEFAULT_MODELS_DEV_URL) ?? DEFAULT_MODELS_DEV_URL,
+    priceProviders: providers,
+    budgetPeriod: oneOf('BUDGET_PERIOD', ['month', 'week', 'day'] as const, 'month'),
+    unpricedUsage: oneOf('UNPRICED_USAGE', ['allow', 'block'] as const, 'allow'),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Where the test suites find their servers (tests only; CI uses the defaults). */
+export function testSettings(env: Env = process.env): {
+  adminDatabaseUrl: string;
+  natsServerBinary: string | null;
+} {
+  return {
+    adminDatabaseUrl: env.TEST_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    natsServerBinary: env.TEST_NATS_SERVER_BIN ?? null,
+  };
+}
+
+/** The environment for a child process: this one's, with overrides (undefined removes a variable). */
+export function childEnvironment(
+  overrides: Record<string, string | undefined>,
+  env: Env = process.env,
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}

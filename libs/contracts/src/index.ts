@@ -1,0 +1,10 @@
+// The wire contract shared by the apps: NATS subjects and queue groups, the reply envelope,
+// request/event payloads with their strict parsers, the plain-JSON NATS codecs, system actors.
+export * from './actors';
+export * from './envelope';
+export * from './nats-codec';
+export * from './pricing';
+export * from './public.decorator';
+export * from './subjects';
+export * from './nats-client';
+export * from './nats.module';

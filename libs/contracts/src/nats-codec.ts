@@ -1,0 +1,56 @@
+import type { Deserializer, IncomingRequest, IncomingEvent, Serializer } from '@nestjs/microservices';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Plain JSON on the wire (CONTRACT 4): Nest's NATS transport normally wraps messages in its own
+ * `{pattern, data, id}` envelope; these codecs make it speak bare JSON so any NATS client works.
+ */
+
+/** Payload given to a handler when the message body is not JSON; handlers answer an error. */
+export class MalformedPayload {
+  constructor(readonly reason: string) {}
+}
+
+interface NatsLikeMessage {
+  data: Uint8Array;
+  subject: string;
+  reply?: string;
+}
+
+export class PlainJsonDeserializer implements Deserializer<NatsLikeMessage, IncomingRequest | IncomingEvent> {
+  deserialize(
+    msg: NatsLikeMessage,
+    options?: { channel?: string; replyTo?: string },
+  ): IncomingRequest | IncomingEvent {
+    const pattern = options?.channel ?? msg.subject;
+    let data: unknown;
+    const text = Buffer.from(msg.data).toString('utf8');
+    try {
+      data = text.length === 0 ? new MalformedPayload('empty message') : (JSON.parse(text) as unknown);
+    } catch (err) {
+      data = new MalformedPayload(`message is not valid JSON: ${(err as Error).message}`);
+    }
+    // Nest treats a message with an id as a request (it replies) and one without as an event.
+    return options?.replyTo ? { pattern, data, id: randomUUID() } : { pattern, data };
+  }
+}
+
+interface OutgoingPacket {
+  response?: unknown;
+  err?: unknown;
+  isDisposed?: boolean;
+}
+
+export class PlainJsonSerializer implements Serializer<OutgoingPacket, { data: Uint8Array }> {
+  serialize(packet: OutgoingPacket): { data: Uint8Array } {
+    if (packet.err !== undefined && packet.err !== null) {
+      // Handlers answer their own error envelopes; this is only for what escaped them.
+      return {
+        data: Buffer.from(
+          JSON.stringify({ ok: false, error: { code: 'internal', message: 'internal error' } }),
+        ),
+      };
+    }
+    return { data: Buffer.from(JSON.stringify(packet.response ?? null)) };
+  }
+}

@@ -1,0 +1,59 @@
+import * as path from 'node:path';
+import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { AiModelPriceEntity } from './entities/ai-model-price.entity';
+
+export const ENTITIES = [AiModelPriceEntity];
+
+/** migrations/ sits at the same relative place in the source tree and in dist/. */
+export const MIGRATIONS_GLOB = path.join(__dirname, '..', '..', '..', 'migrations', '*-*.{ts,js}');
+
+export interface DataSourceOptions {
+  url: string;
+  poolSize?: number;
+  /** Application name reported to PostgreSQL (pg_stat_activity). */
+  applicationName?: string;
+  logger?: TypeOrmLogger;
+  connectTimeoutMs?: number;
+}
+
+export function createDataSource(opts: DataSourceOptions): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: opts.url,
+    entities: ENTITIES,
+    migrations: [MIGRATIONS_GLOB],
+    migrationsTableName: 'typeorm_migrations',
+    synchronize: false,
+    migrationsRun: false,
+    logger: opts.logger,
+    logging: opts.logger ? ['query', 'error', 'schema', 'warn', 'migration'] : false,
+    applicationName: opts.applicationName ?? 'aigov',
+    extra: {
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+    },
+  });
+}
+
+/** Connects, turning the driver's error into one that says what was unreachable. */
+export async function initializeDataSource(ds: DataSource, label = 'the database'): Promise<DataSource> {
+  try {
+    return await ds.initialize();
+  } catch (err) {
+    throw new Error(
+      `Cannot connect to ${label} (${redactUrl(String(ds.options.type === 'postgres' ? ds.options.url : ''))}): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** Hides a password in a connection string for logs and errors. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}

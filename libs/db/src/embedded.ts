@@ -1,0 +1,198 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+/**
+ * The embedded default database: PGlite in DATA_DIR, served over the PostgreSQL wire protocol
+ * by exactly one hosting process (pglite-socket's `pglite-server`), so every app connects the
+ * ordinary way. PGlite has no lock of its own and two openers silently lose writes, so the host
+ * is elected through a lock file created with O_EXCL; the file names the host's pid and port.
+ * Whoever starts first hosts; later starters connect to the port in the lock file.
+ */
+
+export interface EmbeddedDatabase {
+  url: string;
+  /** True when this process started the host and so must stop it. */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+interface LockContent {
+  ownerPid: number;
+  hostPid: number | null;
+  port: number | null;
+}
+
+const LOCK_FILE = 'embedded-postgres.lock';
+/** Must cover the sum of all clients' pools (the socket server's default is 1). */
+export const EMBEDDED_MAX_CONNECTIONS = 100;
+
+function isAlive(pid: number | null): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readLock(file: string): LockContent | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as LockContent;
+  } catch {
+    return null;
+  }
+}
+
+function writeLock(file: string, content: LockContent): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(content));
+  fs.renameSync(tmp, file);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function urlFor(port: number): string {
+  return `postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`;
+}
+
+function serverScript(): string {
+  // The package exports only its entry points; the CLI sits beside the main one in dist/.
+  return path.join(path.dirname(require.resolve('@electric-sql/pglite-socket')), 'scripts', 'server.js');
+}
+
+/**
+ * Connects to the embedded database in `dataDir`, hosting it first when no live host exists.
+ * Throws with a clear message when the host cannot be started within `timeoutMs`.
+ */
+export async function openEmbeddedDatabase(
+  dataDir: string,
+  opts: { timeoutMs?: number; log?: (msg: string) => void } = {},
+): Promise<EmbeddedDatabase> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const log = opts.log ?? (() => undefined);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const lockFile = path.join(dataDir, LOCK_FILE);
+  const deadline = Date.now() + timeoutMs;
+
+  while (Date.now() < deadline) {
+    let fd: number | null = null;
+    try {
+      fd = fs.openSync(lockFile, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (fd !== null) {
+      fs.writeSync(
+        fd,
+        JSON.stringify({ ownerPid: process.pid, hostPid: null, port: null } satisfies LockContent),
+      );
+      fs.closeSync(fd);
+      try {
+        return await hostEmbedded(dataDir, lockFile, deadline, log);
+      } catch (err) {
+        fs.rmSync(lockFile, { force: true });
+        throw err;
+      }
+    }
+    const lock = readLock(lockFile);
+    if (lock?.port && isAlive(lock.hostPid) && (await portAnswers(lock.port))) {
+      log(`using the embedded database hosted by pid ${lock.hostPid} on port ${lock.port}`);
+      return { url: urlFor(lock.port), owned: false, stop: async () => undefined };
+    }
+    const starting = lock && !lock.port && isAlive(lock.ownerPid);
+    const hosting = lock?.port && isAlive(lock.hostPid);
+    if (!starting && !hosting) {
+      // Stale: the process that held it is gone. Remove and race for it again.
+      log(`removing a stale embedded-database lock (${JSON.stringify(lock)})`);
+      fs.rmSync(lockFile, { force: true });
+      continue;
+    }
+    await sleep(100);
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for the embedded database in ${dataDir}`);
+}
+
+async function hostEmbedded(
+  dataDir: string,
+  lockFile: string,
+  deadline: number,
+  log: (msg: string) => void,
+): Promise<EmbeddedDatabase> {
+  const port = await freePort();
+  const dbDir = path.join(dataDir, 'pglite');
+  log(`starting the embedded PostgreSQL (PGlite) in ${dbDir} on 127.0.0.1:${port}`);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      serverScript(),
+      `--db=${dbDir}`,
+      `--port=${port}`,
+      '--host=127.0.0.1',
+      `--max-connections=${EMBEDDED_MAX_CONNECTIONS}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  // Held in an object: the exit handler sets it asynchronously, which flow analysis cannot see.
+  const state: { exited: number | null } = { exited: null };
+  child.once('exit', (code) => {
+    state.exited = code ?? -1;
+  });
+  const fail = (why: string): never => {
+    fs.rmSync(lockFile, { force: true });
+    child.kill('SIGKILL');
+    throw new Error(
+      `The embedded PostgreSQL (PGlite) in ${dbDir} did not start: ${why}${stderr ? `\n${stderr}` : ''}`,
+    );
+  };
+  while (!(await portAnswers(port))) {
+    if (state.exited !== null) fail(`pglite-server exited with code ${state.exited}`);
+    if (Date.now() > deadline) fail('timed out');
+    await sleep(50);
+  }
+  writeLock(lockFile, { ownerPid: process.pid, hostPid: child.pid ?? null, port });
+  return {
+    url: urlFor(port),
+    owned: true,
+    stop: async () => {
+      if (state.exited === null) {
+        const gone = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await gone;
+        clearTimeout(t);
+      }
+      const lock = readLock(lockFile);
+      if (lock?.ownerPid === process.pid) fs.rmSync(lockFile, { force: true });
+    },
+  };
+}

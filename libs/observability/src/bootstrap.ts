@@ -1,0 +1,102 @@
+import type { DynamicModule, INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { PlainJsonDeserializer, PlainJsonSerializer } from '@aigov/contracts';
+import type { Logger } from 'pino';
+import { fastifyServerOptions, installHttpObservability } from './http';
+import { loadConfig, type AppConfig } from '@aigov/config';
+import { PinoNestLogger, createLogger } from './logger';
+import { Metrics } from './metrics';
+import { Readiness } from './readiness';
+
+export interface StartAppOptions {
+  name: string;
+  module: DynamicModule;
+  port: number;
+  logger: Logger;
+  metrics: Metrics;
+  /** Core-NATS request handlers (Nest microservice) with this queue group; null: none. */
+  nats: { servers: string; queue: string } | null;
+  /** Lets an app add routes' global pieces (filters, pipes) before listening. */
+  configure?: (app: NestFastifyApplication) => void | Promise<void>;
+}
+
+/**
+ * The operational shell every app shares: Nest on Fastify with JSON logs, request ids and
+ * metrics, an optional NATS microservice speaking plain JSON, health routes on the app's own
+ * port, and a graceful shutdown on SIGTERM/SIGINT (NATS drained, database closed by the
+ * modules' shutdown hooks). A failure to start is logged and rethrown; callers exit non-zero.
+ */
+export async function startApp(opts: StartAppOptions): Promise<INestApplication> {
+  const app = await NestFactory.create<NestFastifyApplication>(
+    opts.module,
+    new FastifyAdapter(fastifyServerOptions()),
+    { logger: new PinoNestLogger(opts.logger), abortOnError: false, bufferLogs: false },
+  );
+  installHttpObservability(app.getHttpAdapter().getInstance(), opts.logger, opts.metrics);
+  if (opts.nats) {
+    app.connectMicroservice<MicroserviceOptions>(
+      {
+        transport: Transport.NATS,
+        options: {
+          servers: opts.nats.servers.split(',').map((s) => s.trim()),
+          name: `${opts.name}-handlers`,
+          queue: opts.nats.queue,
+          serializer: new PlainJsonSerializer(),
+          deserializer: new PlainJsonDeserializer(),
+          gracefulShutdown: true,
+          gracePeriod: 500,
+          timeout: 5_000,
+          maxReconnectAttempts: -1,
+        },
+      },
+      { inheritAppConfig: true },
+    );
+  }
+  if (opts.configure) await opts.configure(app);
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  try {
+    await app.init();
+    if (opts.nats) await app.startAllMicroservices();
+    await app.listen({ port: opts.port, host: '0.0.0.0' });
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
+  opts.logger.info({ port: opts.port, nats: opts.nats !== null }, `${opts.name} listening`);
+  return app;
+}
+
+/** For main.ts: log a startup failure as one clear fatal line and exit non-zero. */
+export function exitOnStartupFailure(logger: Pick<Logger, 'fatal'>, app: string) {
+  return (err: unknown): never => {
+    const e = err as Error;
+    logger.fatal({ err: e }, `${app} failed to start: ${e.message}`);
+    process.exit(1);
+  };
+}
+
+/**
+ * For main.ts: the validated config and a logger at its level. Bad configuration is logged as
+ * one fatal line naming every bad variable, and the process exits 1.
+ */
+export function configureOrExit(app: string): {
+  config: AppConfig;
+  logger: Logger;
+  metrics: Metrics;
+  readiness: Readiness;
+} {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    return exitOnStartupFailure(createLogger(app, 'info'), app)(err);
+  }
+  return {
+    config,
+    logger: createLogger(app, config.logLevel),
+    metrics: new Metrics(app),
+    readiness: new Readiness(),
+  };
+}

@@ -1,0 +1,99 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { testSettings } from '../../config/src/config';
+import { createDataSource } from '../../db/src/data-source';
+import { runMigrationsLocked } from '../../db/src/migrate';
+
+// Relative imports on purpose: Jest's globalSetup does not go through moduleNameMapper.
+
+const MIGRATIONS_DIR = path.join(__dirname, '..', '..', '..', 'migrations');
+
+export function adminUrl(): string {
+  return testSettings().adminDatabaseUrl;
+}
+
+export function urlFor(database: string): string {
+  const u = new URL(adminUrl());
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** The migrated template's name changes whenever a migration file changes. */
+export function templateName(): string {
+  const h = createHash('sha256');
+  for (const f of fs.readdirSync(MIGRATIONS_DIR).sort()) {
+    h.update(f);
+    h.update(fs.readFileSync(path.join(MIGRATIONS_DIR, f)));
+  }
+  return `aigov_tpl_${h.digest('hex').slice(0, 16)}`;
+}
+
+async function withAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: adminUrl() });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Creates the migrated template once per migrations version (Jest globalSetup). */
+export async function ensureTemplate(): Promise<string> {
+  const name = templateName();
+  await withAdmin(async (c) => {
+    await c.query('SELECT pg_advisory_lock(4702113902)');
+    try {
+      const exists = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (exists.rowCount) return;
+      const building = `${name}_build`;
+      await c.query(`DROP DATABASE IF EXISTS ${building} WITH (FORCE)`);
+      await c.query(`CREATE DATABASE ${building}`);
+      const ds = createDataSource({ url: urlFor(building), poolSize: 1 });
+      await ds.initialize();
+      try {
+        await runMigrationsLocked(ds);
+      } finally {
+        await ds.destroy();
+      }
+      await c.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
+      await c.query(`UPDATE pg_database SET datistemplate = true WHERE datname = $1`, [name]);
+      // Older templates belong to older migrations; drop them when no one uses them.
+      const old = await c.query(
+        `SELECT datname FROM pg_database WHERE datname LIKE 'aigov_tpl_%' AND datname <> $1`,
+        [name],
+      );
+      for (const row of old.rows as { datname: string }[]) {
+        await c.query(`UPDATE pg_database SET datistemplate = false WHERE datname = $1`, [row.datname]);
+        await c.query(`DROP DATABASE IF EXISTS ${row.datname} WITH (FORCE)`).catch(() => undefined);
+      }
+    } finally {
+      await c.query('SELECT pg_advisory_unlock(4702113902)');
+    }
+  });
+  return name;
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A database of this test file's own: migrated (cloned from the template) or empty. */
+export async function createTestDatabase(opts: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  const migrated = opts.migrated ?? true;
+  const name = `aigov_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await withAdmin(async (c) => {
+    await c.query(
+      migrated ? `CREATE DATABASE ${name} TEMPLATE ${templateName()}` : `CREATE DATABASE ${name}`,
+    );
+  });
+  return {
+    name,
+    url: urlFor(name),
+    drop: () => withAdmin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
+  };
+}
