@@ -121,7 +121,18 @@ export async function openEmbeddedDatabase(
       }
     }
     const lock = readLock(lockFile);
-    if (lock?.port && isAlive(lock.hostPid) && (await portAnswers(lock.port))) {
+    if (lock?.port && lock.hostPid && isAlive(lock.hostPid) && (await portAnswers(lock.port))) {
+      if (!isAlive(lock.ownerPid)) {
+        // The host outlived the process that started it (killed with SIGKILL): adopt it, so
+        // that it is stopped with us instead of running on forever.
+        log(`adopting the embedded database left by pid ${lock.ownerPid} (host pid ${lock.hostPid})`);
+        writeLock(lockFile, { ownerPid: process.pid, hostPid: lock.hostPid, port: lock.port });
+        return {
+          url: urlFor(lock.port),
+          owned: true,
+          stop: () => stopHost(lock.hostPid as number, lockFile),
+        };
+      }
       log(`using the embedded database hosted by pid ${lock.hostPid} on port ${lock.port}`);
       return { url: urlFor(lock.port), owned: false, stop: async () => undefined };
     }
@@ -136,6 +147,19 @@ export async function openEmbeddedDatabase(
     await sleep(100);
   }
   throw new Error(`Timed out after ${timeoutMs} ms waiting for the embedded database in ${dataDir}`);
+}
+
+/** Stops a host we did not spawn ourselves (adopted), then releases the lock. */
+async function stopHost(pid: number, lockFile: string): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  const lock = readLock(lockFile);
+  if (lock?.ownerPid === process.pid) fs.rmSync(lockFile, { force: true });
 }
 
 async function hostEmbedded(
