@@ -128,6 +128,8 @@ async function main(): Promise<void> {
   log = createLogger('aigov', config.logLevel);
 
   let embedded: EmbeddedDatabase | null = null;
+  // Kept so that a signal arriving while the host is still starting can wait for it and stop it.
+  let embeddedStarting: Promise<EmbeddedDatabase | null> | null = null;
   let natsChild: ChildProcess | null = null;
   const children = new Map<string, ChildProcess>();
   let stopping = false;
@@ -155,6 +157,7 @@ async function main(): Promise<void> {
       natsChild.kill('SIGTERM');
       await gone;
     }
+    if (!embedded && embeddedStarting) embedded = await embeddedStarting;
     if (embedded) await embedded.stop();
     process.exit(code);
   };
@@ -164,8 +167,11 @@ async function main(): Promise<void> {
   try {
     let databaseUrl = config.databaseUrl;
     if (databaseUrl === null) {
-      embedded = await openEmbeddedDatabase(config.dataDir, { log: (m) => log.info(m) });
+      const opening = openEmbeddedDatabase(config.dataDir, { log: (m) => log.info(m) });
+      embeddedStarting = opening.catch(() => null);
+      embedded = await opening;
       databaseUrl = embedded.url;
+      if (stopping) return;
     }
     await migrate(databaseUrl, log);
     const nats = await ensureNats(config, log);

@@ -25,7 +25,7 @@ const USAGE = [
   '  --database-url  PostgreSQL server to create a throw-away database on',
   '                  (default postgres://postgres@127.0.0.1:5432/postgres)',
   '  --fixture       models.dev api.json used for the all-provider seed',
-  '                  (default ../shared/fixtures/models-dev/api.json next to the repository)',
+  '                  (default test/fixtures/models-dev/api.json, a copy of the shared snapshot)',
   '  --no-pglite     skip the embedded PGlite run',
 ].join('\n');
 
@@ -417,7 +417,7 @@ async function main(): Promise<void> {
   const repoRoot = findRepoRoot(__dirname);
   const fixture = options.fixture
     ? path.resolve(options.fixture)
-    : path.resolve(repoRoot, '..', 'shared', 'fixtures', 'models-dev', 'api.json');
+    : path.resolve(repoRoot, 'test', 'fixtures', 'models-dev', 'api.json');
   const seeds = await loadSeeds(repoRoot, fixture);
   // Seed label -> fingerprint of the table it produced; shared so PGlite must match PostgreSQL.
   const reference = new Map<string, string>();

@@ -46,6 +46,59 @@ function readLock(file: string): LockContent | null {
   }
 }
 
+/**
+ * Creates the lock atomically and complete: the content is written to a private file first and
+ * then hard-linked to the lock's name, which fails with EEXIST when another process holds it.
+ * (open(O_EXCL) then write would let a reader see an empty lock and take it for stale.)
+ */
+function tryCreateLock(file: string, content: LockContent): boolean {
+  const tmp = `${file}.${process.pid}.${Date.now()}.new`;
+  fs.writeFileSync(tmp, JSON.stringify(content));
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * Removes a lock judged stale, but only the very lock that was judged: it is first renamed to a
+ * private name (atomic), and put back if it turns out to be a newer one another starter created
+ * in between. Returns whether a stale lock was removed.
+ */
+function removeStaleLock(file: string, judged: LockContent | null): boolean {
+  const aside = `${file}.${process.pid}.${Date.now()}.stale`;
+  try {
+    fs.renameSync(file, aside);
+  } catch {
+    return false; // someone else removed it first
+  }
+  const taken = readLock(aside);
+  if (JSON.stringify(taken) !== JSON.stringify(judged)) {
+    try {
+      fs.linkSync(aside, file);
+    } catch {
+      // a third starter created a lock meanwhile; it stands
+    }
+    fs.rmSync(aside, { force: true });
+    return false;
+  }
+  fs.rmSync(aside, { force: true });
+  return true;
+}
+
+function lockAgeMs(file: string): number {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs;
+  } catch {
+    return Infinity;
+  }
+}
+
 function writeLock(file: string, content: LockContent): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(content));
@@ -101,18 +154,7 @@ export async function openEmbeddedDatabase(
   const deadline = Date.now() + timeoutMs;
 
   while (Date.now() < deadline) {
-    let fd: number | null = null;
-    try {
-      fd = fs.openSync(lockFile, 'wx');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (fd !== null) {
-      fs.writeSync(
-        fd,
-        JSON.stringify({ ownerPid: process.pid, hostPid: null, port: null } satisfies LockContent),
-      );
-      fs.closeSync(fd);
+    if (tryCreateLock(lockFile, { ownerPid: process.pid, hostPid: null, port: null })) {
       try {
         return await hostEmbedded(dataDir, lockFile, deadline, log);
       } catch (err) {
@@ -136,12 +178,14 @@ export async function openEmbeddedDatabase(
       log(`using the embedded database hosted by pid ${lock.hostPid} on port ${lock.port}`);
       return { url: urlFor(lock.port), owned: false, stop: async () => undefined };
     }
-    const starting = lock && !lock.port && isAlive(lock.ownerPid);
+    // An unreadable lock is only stale once it is old: other versions of this code, or a crash
+    // mid-write, may leave it empty for a moment while its starter is alive.
+    const starting = lock ? !lock.port && isAlive(lock.ownerPid) : lockAgeMs(lockFile) < 10_000;
     const hosting = lock?.port && isAlive(lock.hostPid);
     if (!starting && !hosting) {
-      // Stale: the process that held it is gone. Remove and race for it again.
-      log(`removing a stale embedded-database lock (${JSON.stringify(lock)})`);
-      fs.rmSync(lockFile, { force: true });
+      // Stale: the process that held it is gone. Remove it and race for it again.
+      if (removeStaleLock(lockFile, lock))
+        log(`removed a stale embedded-database lock (${JSON.stringify(lock)})`);
       continue;
     }
     await sleep(100);

@@ -55,7 +55,8 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
     );
   }
   if (opts.configure) await opts.configure(app);
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // useProcessExit: exit 0 once the hooks ran, instead of Nest re-raising the signal.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   try {
     await app.init();
     if (opts.nats) await app.startAllMicroservices();

@@ -18,18 +18,8 @@ import { Client } from 'pg';
 import { PricingWorkerModule } from '../pricing-worker.module';
 
 const SMALL = path.join(__dirname, '..', 'generator', '__fixtures__', 'api.small.json');
-const FULL = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  '..',
-  '..',
-  'shared',
-  'fixtures',
-  'models-dev',
-  'api.json',
-);
+// A copy of ../shared/fixtures/models-dev/api.json (a real models.dev snapshot) kept in the repo.
+const FULL = path.resolve(__dirname, '..', '..', '..', '..', 'test', 'fixtures', 'models-dev', 'api.json');
 
 interface Worker {
   app: INestApplication;

@@ -1,0 +1,194 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client, DatabaseError } from 'pg';
+import type { DataSource } from 'typeorm';
+import {
+  createDataSource,
+  pendingMigrations,
+  revertLastMigrationLocked,
+  runMigrationsLocked,
+  schemaDrift,
+} from '@aigov/db';
+import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+
+/** Migration class names as the files declare them (`name = '...'`), oldest first. */
+function migrationNamesOnDisk(): string[] {
+  const dir = path.join(__dirname, '..', 'migrations');
+  return fs
+    .readdirSync(dir)
+    .filter((f) => /^\d+-.*\.ts$/.test(f))
+    .sort()
+    .map((f) => {
+      const m = /name = '([^']+)'/.exec(fs.readFileSync(path.join(dir, f), 'utf8'));
+      if (!m) throw new Error(`migration ${f} declares no name`);
+      return m[1];
+    });
+}
+
+const ALL_MIGRATIONS = migrationNamesOnDisk();
+const NEWEST = ALL_MIGRATIONS[ALL_MIGRATIONS.length - 1];
+
+async function tableExists(ds: DataSource, table: string): Promise<boolean> {
+  const rows = await ds.query<{ t: string | null }[]>('SELECT to_regclass($1)::text AS t', [table]);
+  return rows[0].t !== null;
+}
+
+async function appliedMigrations(ds: DataSource): Promise<{ name: string; n: number }[]> {
+  return ds.query<{ name: string; n: number }[]>(
+    'SELECT name, count(*)::int AS n FROM typeorm_migrations GROUP BY name ORDER BY name',
+  );
+}
+
+describe('migrations on an empty database', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrated: false });
+    ds = createDataSource({ url: db.url, poolSize: 2, applicationName: 'aigov-migrations-test' });
+    await ds.initialize();
+  });
+
+  afterAll(async () => {
+    if (ds?.isInitialized) await ds.destroy();
+    await db?.drop();
+  });
+
+  it('has migrations on disk to test', () => {
+    expect(ALL_MIGRATIONS.length).toBeGreaterThan(0);
+    expect(ALL_MIGRATIONS).toContain('PriceBook1764400000000');
+  });
+
+  it('sees drift and pending migrations before migrating (the checks are not vacuous)', async () => {
+    expect(await tableExists(ds, 'ai_model_prices')).toBe(false);
+    expect((await schemaDrift(ds)).length).toBeGreaterThan(0);
+    expect(await pendingMigrations(ds)).toEqual(ALL_MIGRATIONS);
+  });
+
+  it('applies every migration; then no drift and nothing pending', async () => {
+    const applied = await runMigrationsLocked(ds);
+    expect(applied).toEqual(ALL_MIGRATIONS);
+    expect(await tableExists(ds, 'ai_model_prices')).toBe(true);
+    expect(await schemaDrift(ds)).toEqual([]);
+    expect(await pendingMigrations(ds)).toEqual([]);
+    expect(await runMigrationsLocked(ds)).toEqual([]);
+  });
+
+  it('reverts the newest migration and re-applies it cleanly', async () => {
+    const reverted = await revertLastMigrationLocked(ds);
+    expect(reverted).toBe(NEWEST);
+    expect(await tableExists(ds, 'ai_model_prices')).toBe(false);
+    const rows = await ds.query<{ n: number }[]>(
+      'SELECT count(*)::int AS n FROM typeorm_migrations WHERE name = $1',
+      [NEWEST],
+    );
+    expect(rows[0].n).toBe(0);
+    expect(await pendingMigrations(ds)).toEqual([NEWEST]);
+
+    expect(await runMigrationsLocked(ds)).toEqual([NEWEST]);
+    expect(await tableExists(ds, 'ai_model_prices')).toBe(true);
+    expect(await schemaDrift(ds)).toEqual([]);
+    expect(await pendingMigrations(ds)).toEqual([]);
+    expect(await appliedMigrations(ds)).toEqual([...ALL_MIGRATIONS].sort().map((name) => ({ name, n: 1 })));
+  });
+});
+
+describe('concurrent migration runs', () => {
+  let db: TestDatabase;
+  const sources: DataSource[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrated: false });
+  });
+
+  afterAll(async () => {
+    await Promise.all(sources.filter((s) => s.isInitialized).map((s) => s.destroy()));
+    await db?.drop();
+  });
+
+  it('4 DataSources migrating at once: one applies everything, the others find nothing to do', async () => {
+    for (let i = 0; i < 4; i++) {
+      sources.push(createDataSource({ url: db.url, poolSize: 1, applicationName: `aigov-race-${i}` }));
+    }
+    await Promise.all(sources.map((s) => s.initialize()));
+
+    const results = await Promise.all(sources.map((s) => runMigrationsLocked(s)));
+
+    const appliers = results.filter((r) => r.length > 0);
+    expect(appliers).toEqual([ALL_MIGRATIONS]);
+    expect(results.filter((r) => r.length === 0)).toHaveLength(3);
+    expect(await appliedMigrations(sources[0])).toEqual(
+      [...ALL_MIGRATIONS].sort().map((name) => ({ name, n: 1 })),
+    );
+    expect(await schemaDrift(sources[0])).toEqual([]);
+    for (const s of sources) expect(await pendingMigrations(s)).toEqual([]);
+  });
+});
+
+describe('named constraints of ai_model_prices', () => {
+  const PRICE_COLUMNS = ['input_price', 'output_price', 'cache_read_price', 'cache_write_price'] as const;
+  let db: TestDatabase;
+  let client: Client;
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrated: true });
+    client = new Client({ connectionString: db.url });
+    await client.connect();
+  });
+
+  afterAll(async () => {
+    await client?.end();
+    await db?.drop();
+  });
+
+  /** The name of the constraint a statement violates; fails when the statement succeeds. */
+  async function violated(sql: string, params: unknown[]): Promise<string | undefined> {
+    try {
+      await client.query(sql, params);
+    } catch (err) {
+      expect(err).toBeInstanceOf(DatabaseError);
+      return (err as DatabaseError).constraint;
+    }
+    throw new Error(
+      `statement succeeded but should have violated a constraint: ${sql} ${JSON.stringify(params)}`,
+    );
+  }
+
+  it('exist under their names in pg_constraint', async () => {
+    const res = await client.query<{ conname: string; contype: string }>(
+      `SELECT conname, contype FROM pg_constraint
+        WHERE conrelid = 'ai_model_prices'::regclass ORDER BY conname`,
+    );
+    expect(res.rows).toEqual(
+      expect.arrayContaining([
+        { conname: 'ai_model_prices_pkey', contype: 'p' },
+        { conname: 'ai_model_prices_source_check', contype: 'c' },
+        ...PRICE_COLUMNS.map((c) => ({ conname: `ai_model_prices_${c}_check`, contype: 'c' })),
+      ]),
+    );
+  });
+
+  it.each(PRICE_COLUMNS)('a negative %s fails with its named check', async (column) => {
+    const name = await violated(
+      `INSERT INTO ai_model_prices (provider, model, source, ${column}) VALUES ($1, $2, 'custom', -1)`,
+      ['neg', `neg-${column}`],
+    );
+    expect(name).toBe(`ai_model_prices_${column}_check`);
+  });
+
+  it("source 'x' fails with ai_model_prices_source_check", async () => {
+    const name = await violated(
+      `INSERT INTO ai_model_prices (provider, model, source, input_price) VALUES ($1, $2, $3, 1)`,
+      ['p', 'm', 'x'],
+    );
+    expect(name).toBe('ai_model_prices_source_check');
+  });
+
+  it('a duplicate (provider, model, source) fails with ai_model_prices_pkey; zero prices are fine', async () => {
+    const insert = `INSERT INTO ai_model_prices (provider, model, source, input_price, output_price,
+                      cache_read_price, cache_write_price) VALUES ($1, $2, $3, 0, 0, 0, 0)`;
+    await client.query(insert, ['dup', 'dup-model', 'custom']);
+    await client.query(insert, ['dup', 'dup-model', 'default']);
+    expect(await violated(insert, ['dup', 'dup-model', 'custom'])).toBe('ai_model_prices_pkey');
+  });
+});
