@@ -1,9 +1,20 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { NatsModule } from '@aigov/contracts';
 import type { AppConfig } from '@aigov/config';
 import { DatabaseModule } from '@aigov/db';
 import { ObservabilityModule, type Logger, type Metrics, type Readiness } from '@aigov/observability';
+import { AuditModule } from './audit/audit.module';
+import { AuthGuard } from './auth/auth.guard';
+import { BudgetsModule } from './budgets/budgets.module';
+import { CoreModule } from './core.module';
+import { GroupsModule } from './groups/groups.module';
+import { ErrorFilter } from './http/error.filter';
+import { StrictValidationPipe } from './http/validation.pipe';
+import { OrganizationsModule } from './organizations/organizations.module';
 import { PriceBookReadiness } from './price-book-readiness';
+import { PricesModule } from './prices/prices.module';
+import { UsersModule } from './users/users.module';
 
 export interface BudgetApiDeps {
   config: AppConfig;
@@ -11,6 +22,16 @@ export interface BudgetApiDeps {
   metrics: Metrics;
   readiness: Readiness;
 }
+
+/** The feature modules: each owns its routes (controller), logic (service) and DTOs. */
+export const FEATURE_MODULES = [
+  UsersModule,
+  OrganizationsModule,
+  GroupsModule,
+  BudgetsModule,
+  PricesModule,
+  AuditModule,
+];
 
 @Module({})
 export class BudgetApiModule {
@@ -33,8 +54,20 @@ export class BudgetApiModule {
           enabled: deps.config.natsEnabled,
           readiness: deps.readiness,
         }),
+        CoreModule.forRoot({
+          aiBudgetsEnabled: deps.config.aiBudgetsEnabled,
+          maxSpendLimitMicros: deps.config.maxSpendLimitMicros,
+          natsEnabled: deps.config.natsEnabled,
+          priceSyncTimeoutMs: 30_000,
+        }),
+        ...FEATURE_MODULES,
       ],
-      providers: [PriceBookReadiness],
+      providers: [
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: ErrorFilter },
+        { provide: APP_PIPE, useClass: StrictValidationPipe },
+        PriceBookReadiness,
+      ],
     };
   }
 }

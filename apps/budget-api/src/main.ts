@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { QUEUE_GROUPS } from '@aigov/contracts';
 import { configureOrExit, exitOnStartupFailure, startApp } from '@aigov/observability';
 import { BudgetApiModule } from './budget-api.module';
+import { configureHttp } from './http/setup';
 
 const NAME = 'budget-api';
 const { config, logger, metrics, readiness } = configureOrExit(NAME);
@@ -13,4 +14,5 @@ startApp({
   logger,
   metrics,
   nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.budgetApi } : null,
+  configure: configureHttp,
 }).catch(exitOnStartupFailure(logger, NAME));

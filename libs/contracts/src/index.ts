@@ -8,3 +8,4 @@ export * from './public.decorator';
 export * from './subjects';
 export * from './nats-client';
 export * from './nats.module';
+export * from './money';

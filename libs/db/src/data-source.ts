@@ -1,8 +1,28 @@
 import * as path from 'node:path';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { AiModelPriceEntity } from './entities/ai-model-price.entity';
+import {
+  ApiKeyEntity,
+  AuditLogEntity,
+  GroupAiBudgetEntity,
+  GroupEntity,
+  GroupMemberEntity,
+  OrganizationEntity,
+  OrganizationMemberEntity,
+  UserEntity,
+} from './entities/identity.entities';
 
-export const ENTITIES = [AiModelPriceEntity];
+export const ENTITIES = [
+  AiModelPriceEntity,
+  OrganizationEntity,
+  UserEntity,
+  OrganizationMemberEntity,
+  GroupEntity,
+  GroupMemberEntity,
+  ApiKeyEntity,
+  GroupAiBudgetEntity,
+  AuditLogEntity,
+];
 
 /** migrations/ sits at the same relative place in the source tree and in dist/. */
 export const MIGRATIONS_GLOB = path.join(__dirname, '..', '..', '..', 'migrations', '*-*.{ts,js}');

@@ -97,3 +97,21 @@ export async function createTestDatabase(opts: { migrated?: boolean } = {}): Pro
     drop: () => withAdmin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
   };
 }
+
+/**
+ * Ends a pg Pool and waits until every connection is really closed: pg-pool's end() resolves
+ * earlier, and a DROP DATABASE ... WITH (FORCE) right after would kill a connection still open,
+ * which the pool then reports as an unhandled error in a later test.
+ */
+export async function closePool(pool: import('pg').Pool): Promise<void> {
+  const open = pool.totalCount;
+  let closed = 0;
+  const allClosed = new Promise<void>((resolve) => {
+    if (open === 0) resolve();
+    pool.on('remove', () => {
+      if (++closed >= open) resolve();
+    });
+  });
+  await pool.end();
+  await allClosed;
+}

@@ -1,0 +1,29 @@
+import { Injectable, type PipeTransform } from '@nestjs/common';
+import { UUID } from '@aigov/authz';
+import { DomainError } from '@aigov/errors';
+
+/** A path parameter that must be a uuid; anything else is a 400 naming the parameter. */
+@Injectable()
+export class UuidParam implements PipeTransform<string, string> {
+  constructor(private readonly name: string) {}
+
+  transform(value: string): string {
+    if (!UUID.test(value)) {
+      throw DomainError.invalid(`Invalid ${this.name}: must be a uuid.`, [
+        { field: this.name, detail: 'must be a uuid' },
+      ]);
+    }
+    return value.toLowerCase();
+  }
+}
+
+/** `{user}` path parameter: a uuid, a username, or `me`. */
+@Injectable()
+export class UserRefParam implements PipeTransform<string, string> {
+  transform(value: string): string {
+    if (value === 'me' || UUID.test(value) || /^[a-z0-9_-]{1,64}$/.test(value)) return value;
+    throw DomainError.invalid('Invalid user: must be a user id, a username or me.', [
+      { field: 'user', detail: 'must be a user id, a username or me' },
+    ]);
+  }
+}

@@ -1,0 +1,59 @@
+import { Injectable, type ArgumentMetadata, type PipeTransform } from '@nestjs/common';
+import { DomainError, type FieldValidation } from '@aigov/errors';
+import { plainToInstance } from 'class-transformer';
+import { validate, type ValidationError } from 'class-validator';
+
+const PRIMITIVES: unknown[] = [String, Number, Boolean, Array, Object];
+
+/** class-validator errors as `{field, detail}` with paths like `add_users[2]` and `tiers[0].input_price`. */
+export function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldValidation[] {
+  const out: FieldValidation[] = [];
+  for (const e of errors) {
+    const field = /^\d+$/.test(e.property)
+      ? `${prefix}[${e.property}]`
+      : prefix
+        ? `${prefix}.${e.property}`
+        : e.property;
+    for (const detail of Object.values(e.constraints ?? {})) out.push({ field, detail });
+    if (e.children?.length) out.push(...flattenValidationErrors(e.children, field));
+  }
+  return out;
+}
+
+export function validationFailed(validations: FieldValidation[]): DomainError {
+  const first = validations[0];
+  const summary = first ? `${first.field}: ${first.detail}` : 'invalid input';
+  return DomainError.invalid(`Validation failed: ${summary}`, validations);
+}
+
+/**
+ * Strict input validation: bodies must be JSON objects, unknown fields are rejected, types are
+ * never coerced (a string is not an integer), and every failure names its field.
+ */
+@Injectable()
+export class StrictValidationPipe implements PipeTransform {
+  async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const { metatype, type } = metadata;
+    if (!metatype || PRIMITIVES.includes(metatype) || (type !== 'body' && type !== 'query')) return value;
+    if (
+      type === 'body' &&
+      (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value))
+    ) {
+      throw DomainError.invalid('Request body must be a JSON object.', [
+        { field: 'body', detail: 'must be a JSON object' },
+      ]);
+    }
+    const instance = plainToInstance<object, unknown>(metatype as new () => object, value ?? {}, {
+      enableImplicitConversion: false,
+    });
+    const errors = await validate(instance, {
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      forbidUnknownValues: true,
+      stopAtFirstError: true,
+      validationError: { target: false, value: false },
+    });
+    if (errors.length > 0) throw validationFailed(flattenValidationErrors(errors));
+    return instance;
+  }
+}

@@ -1,0 +1,112 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
+import type { UserActor } from '@aigov/authz';
+import type { SiteRole } from '@aigov/db';
+import { Authenticated, CurrentActor, Public, RequestId } from '../auth/decorators';
+import { UserRefParam } from '../http/params';
+import { page } from '../http/query.dto';
+import { apiKeyResponse, userResponse } from '../http/responses';
+import { CreateKeyDto, CreateUserDto, FirstUserDto, ListUsersQuery, SetRolesDto } from './users.dto';
+import { UsersService } from './users.service';
+
+@Controller('api/v2/users')
+@Authenticated()
+export class UsersController {
+  constructor(@Inject(UsersService) private readonly users: UsersService) {}
+
+  /** Bootstrap: the first user becomes owner; 409 once any user exists. The token is shown once. */
+  @Public()
+  @Post('first')
+  @HttpCode(201)
+  async first(@RequestId() requestId: string, @Body() body: FirstUserDto) {
+    const { user, token } = await this.users.createFirstUser(requestId, {
+      username: body.username,
+      email: body.email,
+      name: body.name ?? null,
+    });
+    return { user: userResponse(user), token };
+  }
+
+  @Get()
+  async list(@CurrentActor() actor: UserActor, @Query() query: ListUsersQuery) {
+    const { users, count } = await this.users.listUsers(actor, query.q ?? null, page(query));
+    return { users: users.map(userResponse), count };
+  }
+
+  @Post()
+  @HttpCode(201)
+  async create(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Body() body: CreateUserDto,
+  ) {
+    const user = await this.users.createUser(actor, requestId, {
+      username: body.username,
+      email: body.email,
+      name: body.name ?? null,
+      roles: (body.roles ?? []) as SiteRole[],
+      organizationIds: body.organization_ids ?? null,
+    });
+    return userResponse(user);
+  }
+
+  @Get(':user')
+  async get(@CurrentActor() actor: UserActor, @Param('user', UserRefParam) ref: string) {
+    return userResponse(await this.users.getUser(actor, ref));
+  }
+
+  @Delete(':user')
+  @HttpCode(204)
+  async delete(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('user', UserRefParam) ref: string,
+  ) {
+    await this.users.deleteUser(actor, requestId, ref);
+  }
+
+  @Put(':user/roles')
+  @HttpCode(200)
+  async setRoles(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('user', UserRefParam) ref: string,
+    @Body() body: SetRolesDto,
+  ) {
+    return userResponse(await this.users.setRoles(actor, requestId, ref, body.roles as SiteRole[]));
+  }
+
+  @Post(':user/keys')
+  @HttpCode(201)
+  async createKey(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('user', UserRefParam) ref: string,
+    @Body() body: CreateKeyDto,
+  ) {
+    const { key, token } = await this.users.createKey(
+      actor,
+      requestId,
+      ref,
+      body.name ?? null,
+      body.lifetime_seconds ?? null,
+    );
+    return { id: key.id, key: token, name: key.name, expires_at: apiKeyResponse(key).expires_at };
+  }
+
+  @Get(':user/keys')
+  async listKeys(@CurrentActor() actor: UserActor, @Param('user', UserRefParam) ref: string) {
+    const keys = await this.users.listKeys(actor, ref);
+    return { keys: keys.map(apiKeyResponse), count: keys.length };
+  }
+
+  @Delete(':user/keys/:id')
+  @HttpCode(204)
+  async deleteKey(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('user', UserRefParam) ref: string,
+    @Param('id') id: string,
+  ) {
+    await this.users.deleteKey(actor, requestId, ref, id);
+  }
+}

@@ -1,0 +1,75 @@
+import { SITE_ROLES } from '@aigov/db';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsEmail,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  NotEquals,
+} from 'class-validator';
+import { PageQuery } from '../http/query.dto';
+
+const USERNAME = /^[a-z0-9_-]{1,64}$/;
+const USERNAME_RULE = 'must be 1 to 64 lowercase letters, digits, _ or -, and not "me"';
+
+export class FirstUserDto {
+  @NotEquals('me', { message: USERNAME_RULE })
+  @Matches(USERNAME, { message: USERNAME_RULE })
+  @IsString({ message: 'must be a string' })
+  username!: string;
+
+  @MaxLength(254, { message: 'must be at most 254 characters' })
+  @IsEmail({}, { message: 'must be an email address' })
+  email!: string;
+
+  @IsOptional()
+  @MaxLength(255, { message: 'must be at most 255 characters' })
+  @IsString({ message: 'must be a string' })
+  name?: string;
+}
+
+export class CreateUserDto extends FirstUserDto {
+  @IsOptional()
+  @IsIn(SITE_ROLES, { each: true, message: `each must be one of ${SITE_ROLES.join(', ')}` })
+  @IsArray({ message: 'must be an array of site roles' })
+  roles?: string[];
+
+  @IsOptional()
+  @IsUUID('all', { each: true, message: 'each must be a uuid' })
+  @ArrayMaxSize(100, { message: 'must have at most 100 entries' })
+  @IsArray({ message: 'must be an array of organization ids' })
+  organization_ids?: string[];
+}
+
+export class SetRolesDto {
+  @IsIn(SITE_ROLES, { each: true, message: `each must be one of ${SITE_ROLES.join(', ')}` })
+  @IsArray({ message: 'must be an array of site roles' })
+  roles!: string[];
+}
+
+export class CreateKeyDto {
+  @IsOptional()
+  @MaxLength(255, { message: 'must be at most 255 characters' })
+  @IsString({ message: 'must be a string' })
+  name?: string;
+
+  @IsOptional()
+  @Min(60, { message: 'must be at least 60' })
+  @Max(10 * 366 * 24 * 3600, { message: 'must be at most 10 years' })
+  @IsInt({ message: 'must be an integer number of seconds' })
+  lifetime_seconds?: number;
+}
+
+export class ListUsersQuery extends PageQuery {
+  @IsOptional()
+  @MaxLength(255, { message: 'must be at most 255 characters' })
+  @IsString({ message: 'must be a string' })
+  q?: string;
+}

@@ -1,0 +1,388 @@
+import { DomainError } from '@aigov/errors';
+import {
+  ApiKeyRepository,
+  AuditRepository,
+  GroupBudgetRepository,
+  IdentityRepository,
+  PriceQueryRepository,
+  type ApiKey,
+  type AuditEntry,
+  type AuditEntryInput,
+  type AuditFilter,
+  type Db,
+  type Group,
+  type GroupBudget,
+  type GroupMember,
+  type Organization,
+  type OrganizationMember,
+  type OrgRole,
+  type Page,
+  type PriceFilter,
+  type PriceInput,
+  type PriceRow,
+  type SiteRole,
+  type User,
+  q,
+} from '@aigov/db';
+import { DataSource, type EntityManager } from 'typeorm';
+import { actorId, actorName, type Actor } from './actor';
+import { ROLE_TABLE, can, type Action, type Subject } from './policy';
+
+/**
+ * The stores mirror the repositories and add only the permission check (the idea of coder's
+ * dbauthz). Every method takes the actor first. A resource the actor cannot read is reported as
+ * not found (no existence leak); one it can read but not change is forbidden.
+ */
+
+function requireAllowed(actor: Actor, action: Action, subject: Subject, onDeny: () => DomainError): void {
+  if (!can(actor, action, subject)) throw onDeny();
+}
+
+const forbidden = (what: string) => () => new DomainError('forbidden', `You may not ${what}.`);
+export const notFound = (what: string) => () => new DomainError('not_found', `${what} not found.`);
+
+const groupSubject = (g: Group): Subject => ({ organizationIds: [g.organizationId], groupId: g.id });
+
+export class GroupStore {
+  constructor(
+    private readonly identity: IdentityRepository,
+    private readonly db: Db,
+  ) {}
+
+  /** The group, when the actor may read it; else not found. */
+  async getGroup(actor: Actor, id: string): Promise<Group> {
+    const g = await this.identity.getGroup(id);
+    if (!g || !can(actor, 'group.read', groupSubject(g))) throw notFound('Group')();
+    return g;
+  }
+
+  /** The group for a change: not found when unreadable, forbidden when read-only. */
+  async getGroupForUpdate(actor: Actor, id: string): Promise<Group> {
+    const g = await this.getGroup(actor, id);
+    requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    return g;
+  }
+
+  async listGroupMembers(actor: Actor, group: Group): Promise<GroupMember[]> {
+    requireAllowed(actor, 'group.read', groupSubject(group), notFound('Group'));
+    return this.identity.listGroupMembers(group);
+  }
+
+  /** Groups of an organization the actor can see (members see only theirs). */
+  async listGroups(actor: Actor, org: Organization, page: Page): Promise<{ groups: Group[]; count: number }> {
+    const all = await this.identity.listGroups(org.id, { limit: 100_000, offset: 0 });
+    const visible = all.groups.filter((g) => can(actor, 'group.read', groupSubject(g)));
+    return { groups: visible.slice(page.offset, page.offset + page.limit), count: visible.length };
+  }
+
+  async createGroup(
+    actor: Actor,
+    org: Organization,
+    name: string,
+    displayName: string | null,
+  ): Promise<Group> {
+    requireAllowed(
+      actor,
+      'organization.groups.create',
+      { organizationIds: [org.id] },
+      forbidden('create groups here'),
+    );
+    return this.identity.createGroup({ organizationId: org.id, name, displayName });
+  }
+
+  async updateGroup(
+    actor: Actor,
+    g: Group,
+    patch: { name?: string; displayName?: string | null },
+  ): Promise<Group> {
+    requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    const updated = await this.identity.updateGroup(g.id, patch);
+    if (!updated) throw notFound('Group')();
+    return updated;
+  }
+
+  async addGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
+    requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    return this.identity.addGroupMembers(g.id, userIds);
+  }
+
+  async removeGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
+    requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    return this.identity.removeGroupMembers(g.id, userIds);
+  }
+
+  async deleteGroup(actor: Actor, g: Group): Promise<void> {
+    requireAllowed(actor, 'group.update', groupSubject(g), forbidden('delete this group'));
+    await this.identity.deleteGroup(g.id);
+  }
+
+  /** Which of these users are members of the organization (for PATCH validation). */
+  async organizationMemberIds(actor: Actor, g: Group, userIds: string[]): Promise<Set<string>> {
+    requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    if (userIds.length === 0) return new Set();
+    const rows = await q<{ user_id: string }[]>(
+      this.db,
+      'SELECT user_id FROM organization_members WHERE organization_id = $1 AND user_id = ANY($2::uuid[])',
+      [g.organizationId, userIds],
+    );
+    return new Set(rows.map((r) => r.user_id));
+  }
+}
+
+export class BudgetStore {
+  constructor(
+    private readonly groups: GroupStore,
+    private readonly budgets: GroupBudgetRepository,
+  ) {}
+
+  async getGroupBudget(actor: Actor, groupId: string): Promise<GroupBudget> {
+    await this.groups.getGroup(actor, groupId);
+    const b = await this.budgets.get(groupId);
+    if (!b) throw new DomainError('not_found', 'Group has no AI budget.');
+    return b;
+  }
+
+  async upsertGroupBudget(
+    actor: Actor,
+    groupId: string,
+    limit: bigint,
+  ): Promise<{ group: Group; before: GroupBudget | null; after: GroupBudget }> {
+    const group = await this.groups.getGroupForUpdate(actor, groupId);
+    return { group, ...(await this.budgets.upsert(groupId, limit)) };
+  }
+
+  async deleteGroupBudget(actor: Actor, groupId: string): Promise<{ group: Group; before: GroupBudget }> {
+    const group = await this.groups.getGroupForUpdate(actor, groupId);
+    const before = await this.budgets.delete(groupId);
+    if (!before) throw new DomainError('not_found', 'Group has no AI budget.');
+    return { group, before };
+  }
+}
+
+export class PriceStore {
+  constructor(private readonly prices: PriceQueryRepository) {}
+
+  async listPrices(actor: Actor, f: PriceFilter, page: Page): Promise<{ prices: PriceRow[]; count: number }> {
+    requireAllowed(actor, 'price.read', {}, forbidden('read prices'));
+    return this.prices.list(f, page);
+  }
+
+  async getEffectivePrice(actor: Actor, provider: string, model: string): Promise<PriceRow> {
+    requireAllowed(actor, 'price.read', {}, forbidden('read prices'));
+    const p = await this.prices.getEffective(provider, model);
+    if (!p) throw new DomainError('not_found', `No price for ${provider}/${model}.`);
+    return p;
+  }
+
+  async upsertCustomPrice(actor: Actor, provider: string, model: string, input: PriceInput) {
+    requireAllowed(actor, 'price.write', {}, forbidden('set custom prices'));
+    return this.prices.upsertCustom(provider, model, input);
+  }
+
+  async deleteCustomPrice(actor: Actor, provider: string, model: string): Promise<PriceRow> {
+    requireAllowed(actor, 'price.write', {}, forbidden('delete custom prices'));
+    const before = await this.prices.deleteCustom(provider, model);
+    if (!before) throw new DomainError('not_found', `No custom price for ${provider}/${model}.`);
+    return before;
+  }
+
+  /** Asking the pricing worker to sync is checked here; the request itself goes over NATS. */
+  assertCanSync(actor: Actor): void {
+    requireAllowed(actor, 'price.sync', {}, forbidden('sync prices'));
+  }
+}
+
+export class AuditStore {
+  constructor(private readonly audit: AuditRepository) {}
+
+  /** Records a change made by `actor`; call it inside the transaction of the change. */
+  async record(actor: Actor, e: Omit<AuditEntryInput, 'actor' | 'actorId'>): Promise<void> {
+    await this.audit.insert({ ...e, actor: actorName(actor), actorId: actorId(actor) });
+  }
+
+  async list(actor: Actor, f: AuditFilter, page: Page): Promise<{ entries: AuditEntry[]; count: number }> {
+    requireAllowed(actor, 'audit.read', {}, forbidden('read the audit log'));
+    return this.audit.list(f, page);
+  }
+}
+
+export class UserStore {
+  constructor(
+    private readonly identity: IdentityRepository,
+    private readonly keys: ApiKeyRepository,
+  ) {}
+
+  private async subject(u: User): Promise<Subject> {
+    return { userId: u.id, organizationIds: await this.identity.organizationIdsOfUser(u.id) };
+  }
+
+  /** `ref`: a uuid (always an id), a username, or `me`. Not found when the actor cannot read it. */
+  async getUser(actor: Actor, ref: string): Promise<User> {
+    const u = await this.lookup(actor, ref);
+    if (!u || !can(actor, 'user.read', await this.subject(u))) throw notFound('User')();
+    return u;
+  }
+
+  /** Finds a user regardless of visibility: for member management, which needs only that right. */
+  async findUserForMembership(actor: Actor, org: Organization, ref: string): Promise<User> {
+    requireAllowed(
+      actor,
+      'organization.members.manage',
+      { organizationIds: [org.id] },
+      forbidden('manage members here'),
+    );
+    const u = await this.lookup(actor, ref);
+    if (!u) throw notFound('User')();
+    return u;
+  }
+
+  private async lookup(actor: Actor, ref: string): Promise<User | null> {
+    if (ref === 'me') return actor.kind === 'user' ? this.identity.getUserById(actor.id) : null;
+    return UUID.test(ref)
+      ? this.identity.getUserById(ref.toLowerCase())
+      : this.identity.getUserByUsername(ref);
+  }
+
+  async listUsers(actor: Actor, q: string | null, page: Page): Promise<{ users: User[]; count: number }> {
+    requireAllowed(actor, 'user.list', {}, forbidden('list users'));
+    return this.identity.listUsers(q, page);
+  }
+
+  async createUser(
+    actor: Actor,
+    u: { username: string; email: string; name: string | null; roles: SiteRole[] },
+  ): Promise<User> {
+    requireAllowed(actor, 'user.create', {}, forbidden('create users'));
+    if (u.roles.length > 0) requireAllowed(actor, 'user.roles.update', {}, forbidden('give site roles'));
+    return this.identity.createUser(u);
+  }
+
+  async deleteUser(actor: Actor, u: User): Promise<void> {
+    requireAllowed(actor, 'user.delete', await this.subject(u), forbidden('delete this user'));
+    await this.identity.deleteUser(u.id);
+  }
+
+  async setRoles(actor: Actor, u: User, roles: SiteRole[]): Promise<{ before: User; after: User }> {
+    requireAllowed(actor, 'user.roles.update', await this.subject(u), forbidden("change this user's roles"));
+    const after = await this.identity.setUserRoles(u.id, roles);
+    if (!after) throw notFound('User')();
+    return { before: u, after };
+  }
+
+  async assertCanUpdate(actor: Actor, u: User): Promise<void> {
+    requireAllowed(actor, 'user.update', await this.subject(u), forbidden('change this user'));
+  }
+
+  async createKey(
+    actor: Actor,
+    u: User,
+    k: { id: string; name: string | null; secretHash: Buffer; expiresAt: Date | null },
+  ): Promise<ApiKey> {
+    requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
+    return this.keys.create({ ...k, userId: u.id });
+  }
+
+  async listKeys(actor: Actor, u: User): Promise<ApiKey[]> {
+    requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
+    return this.keys.listForUser(u.id);
+  }
+
+  async deleteKey(actor: Actor, u: User, id: string): Promise<ApiKey> {
+    requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
+    const key = await this.keys.get(u.id, id);
+    if (!key || !(await this.keys.delete(u.id, id))) throw notFound('API key')();
+    return key;
+  }
+}
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class OrganizationStore {
+  constructor(private readonly identity: IdentityRepository) {}
+
+  /** `ref`: an id, or a name. Not found when the actor cannot see it. */
+  async getOrganization(actor: Actor, ref: string): Promise<Organization> {
+    const o = UUID.test(ref)
+      ? await this.identity.getOrganizationById(ref.toLowerCase())
+      : await this.identity.getOrganizationByName(ref);
+    if (!o || !can(actor, 'organization.read', { organizationIds: [o.id] })) throw notFound('Organization')();
+    return o;
+  }
+
+  async listOrganizations(
+    actor: Actor,
+    page: Page,
+  ): Promise<{ organizations: Organization[]; count: number }> {
+    if (actor.kind !== 'user') throw forbidden('list organizations')();
+    const seesAll = ROLE_TABLE['organization.read'].site.some((r) => actor.siteRoles.has(r));
+    return this.identity.listOrganizations(seesAll ? null : [...actor.orgRoles.keys()], page);
+  }
+
+  async createOrganization(actor: Actor, name: string, displayName: string | null): Promise<Organization> {
+    requireAllowed(actor, 'organization.create', {}, forbidden('create organizations'));
+    return this.identity.createOrganization({ name, displayName });
+  }
+
+  async listMembers(
+    actor: Actor,
+    o: Organization,
+    page: Page,
+  ): Promise<{ members: OrganizationMember[]; count: number }> {
+    requireAllowed(actor, 'organization.members.read', { organizationIds: [o.id] }, notFound('Organization'));
+    return this.identity.listOrganizationMembers(o.id, page);
+  }
+
+  async upsertMember(actor: Actor, o: Organization, u: User, roles: OrgRole[] | null) {
+    requireAllowed(
+      actor,
+      'organization.members.manage',
+      { organizationIds: [o.id] },
+      forbidden('manage members here'),
+    );
+    return this.identity.upsertOrganizationMember(o.id, u.id, roles);
+  }
+
+  async removeMember(actor: Actor, o: Organization, u: User): Promise<OrganizationMember> {
+    requireAllowed(
+      actor,
+      'organization.members.manage',
+      { organizationIds: [o.id] },
+      forbidden('manage members here'),
+    );
+    const removed = await this.identity.deleteOrganizationMember(o.id, u.id);
+    if (!removed) throw new DomainError('not_found', 'User is not a member of the organization.');
+    return removed;
+  }
+}
+
+/** The stores over one database handle; `transaction` gives the same stores inside one. */
+export class Stores {
+  readonly groups: GroupStore;
+  readonly budgets: BudgetStore;
+  readonly prices: PriceStore;
+  readonly audit: AuditStore;
+  readonly users: UserStore;
+  readonly organizations: OrganizationStore;
+
+  constructor(private readonly db: DataSource | EntityManager) {
+    const identity = new IdentityRepository(db);
+    this.groups = new GroupStore(identity, db);
+    this.budgets = new BudgetStore(this.groups, new GroupBudgetRepository(db));
+    this.prices = new PriceStore(new PriceQueryRepository(db));
+    this.audit = new AuditStore(new AuditRepository(db));
+    this.users = new UserStore(identity, new ApiKeyRepository(db));
+    this.organizations = new OrganizationStore(identity);
+  }
+
+  /**
+   * Runs `fn` in one transaction; the request id is handed to the database (set_config) so
+   * that entries written by triggers can carry it.
+   */
+  async transaction<T>(requestId: string | null, fn: (tx: Stores) => Promise<T>): Promise<T> {
+    const ds = this.db instanceof DataSource ? this.db : this.db.connection;
+    return ds.transaction(async (em) => {
+      if (requestId) await em.query(`SELECT set_config('aigov.request_id', $1, true)`, [requestId]);
+      return fn(new Stores(em));
+    });
+  }
+}
