@@ -109,10 +109,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
   let maxSpend = DEFAULT_MAX_SPEND_LIMIT_MICROS;
   const maxRaw = raw('MAX_SPEND_LIMIT_MICROS');
   if (maxRaw !== undefined) {
-    if (!/^\d{1,19}$/.test(maxRaw) || BigInt(maxRaw) > 9_223_372_036_854_775_807n) {
+    // JSON numbers are exact up to 2^53 - 1; a larger limit could not round-trip through the API.
+    if (!/^\d{1,16}$/.test(maxRaw) || BigInt(maxRaw) > 9_007_199_254_740_991n) {
       fail(
         'MAX_SPEND_LIMIT_MICROS',
-        `must be a non-negative integer of micros that fits in bigint (got "${maxRaw}")`,
+        `must be an integer of micros between 0 and 9007199254740991 (got "${maxRaw}")`,
       );
     } else {
       maxSpend = BigInt(maxRaw);
