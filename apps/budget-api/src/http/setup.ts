@@ -1,6 +1,7 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { bodyOf, statusOf, toDomainError } from './error-body';
+import { setupOpenApi } from './openapi';
 
 /**
  * Fastify-level pieces that run before Nest's routing: only JSON bodies are accepted (415 for
@@ -14,4 +15,5 @@ export function configureHttp(app: NestFastifyApplication): void {
     const err = toDomainError(error);
     void reply.status(statusOf(err.code)).send(bodyOf(err, req.id));
   });
+  setupOpenApi(app);
 }
