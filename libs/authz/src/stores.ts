@@ -136,10 +136,10 @@ export class BudgetStore {
   ) {}
 
   async getGroupBudget(actor: Actor, groupId: string): Promise<GroupBudget> {
-    await this.groups.getGroup(actor, groupId);
-    const b = await this.budgets.get(groupId);
-    if (!b) throw new DomainError('not_found', 'Group has no AI budget.');
-    return b;
+    const found = await this.budgets.getWithGroup(groupId);
+    if (!found || !can(actor, 'group.read', groupSubject(found.group))) throw notFound('Group')();
+    if (!found.budget) throw new DomainError('not_found', 'Group has no AI budget.');
+    return found.budget;
   }
 
   async upsertGroupBudget(

@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { GroupsController, OrganizationGroupsController } from './groups.controller';
+import { GroupsService } from './groups.service';
 
-@Module({ controllers: [], providers: [] })
+@Module({ controllers: [OrganizationGroupsController, GroupsController], providers: [GroupsService] })
 export class GroupsModule {}

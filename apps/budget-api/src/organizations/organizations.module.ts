@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { OrganizationsController } from './organizations.controller';
+import { OrganizationsService } from './organizations.service';
 
-@Module({ controllers: [], providers: [] })
+@Module({ controllers: [OrganizationsController], providers: [OrganizationsService] })
 export class OrganizationsModule {}

@@ -1,4 +1,4 @@
-import { q, type Db, type GroupBudget } from './types';
+import { q, type Db, type Group, type GroupBudget } from './types';
 
 interface Row {
   groupId: string;
@@ -13,6 +13,34 @@ const COLUMNS = `group_id AS "groupId", spend_limit_micros AS "spendLimitMicros"
 
 export class GroupBudgetRepository {
   constructor(private readonly db: Db) {}
+
+  /** The group and its budget in one round trip (the hot read path of GET .../ai/budget). */
+  async getWithGroup(groupId: string): Promise<{ group: Group; budget: GroupBudget | null } | null> {
+    const rows = await q<
+      (Group & { spendLimitMicros: string | null; budgetCreatedAt: Date; budgetUpdatedAt: Date })[]
+    >(
+      this.db,
+      `SELECT g.id, g.organization_id AS "organizationId", g.name, g.display_name AS "displayName",
+              g.created_at AS "createdAt", g.updated_at AS "updatedAt", b.spend_limit_micros AS "spendLimitMicros",
+              b.created_at AS "budgetCreatedAt", b.updated_at AS "budgetUpdatedAt"
+         FROM groups g LEFT JOIN group_ai_budgets b ON b.group_id = g.id
+        WHERE g.id = $1`,
+      [groupId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    const { spendLimitMicros, budgetCreatedAt, budgetUpdatedAt, ...group } = r;
+    const budget =
+      spendLimitMicros === null
+        ? null
+        : {
+            groupId: group.id,
+            spendLimitMicros: BigInt(spendLimitMicros),
+            createdAt: budgetCreatedAt,
+            updatedAt: budgetUpdatedAt,
+          };
+    return { group, budget };
+  }
 
   async get(groupId: string): Promise<GroupBudget | null> {
     const rows = await q<Row[]>(this.db, `SELECT ${COLUMNS} FROM group_ai_budgets WHERE group_id = $1`, [

@@ -1,0 +1,82 @@
+import { UUID } from '@aigov/authz';
+import type { FieldValidation } from '@aigov/errors';
+import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { elementErrors, throwIfInvalid } from '../organizations/organizations.params';
+
+// 1..255 code points (the `u` flag counts like char_length), none of them control characters,
+// lone surrogates or line/paragraph separators, and not blank.
+const GROUP_NAME = /^[^\p{Cc}\p{Cs}\p{Zl}\p{Zp}]{1,255}$/u;
+const NAME_RULE = 'must be 1 to 255 printable characters';
+export const MAX_USERS_PER_PATCH = 1000;
+
+// class-validator runs the decorator nearest the property first: the type check goes last.
+export class CreateGroupDto {
+  @Matches(/\S/, { message: 'must not be blank' })
+  @Matches(GROUP_NAME, { message: NAME_RULE })
+  @IsString({ message: 'must be a string' })
+  name!: string;
+
+  @IsOptional()
+  @MaxLength(255, { message: 'must be at most 255 characters' })
+  @IsString({ message: 'must be a string' })
+  display_name?: string | null;
+}
+
+export class PatchGroupDto {
+  // Absent keeps the name; null is refused (a group always has a name).
+  @ValidateIf((o: PatchGroupDto) => o.name !== undefined)
+  @Matches(/\S/, { message: 'must not be blank' })
+  @Matches(GROUP_NAME, { message: NAME_RULE })
+  @IsString({ message: 'must be a string' })
+  name?: string;
+
+  // Absent keeps it; null clears it.
+  @IsOptional()
+  @MaxLength(255, { message: 'must be at most 255 characters' })
+  @IsString({ message: 'must be a string' })
+  display_name?: string | null;
+
+  @ValidateIf((o: PatchGroupDto) => o.add_users !== undefined)
+  @ArrayMaxSize(MAX_USERS_PER_PATCH, { message: `must have at most ${MAX_USERS_PER_PATCH} entries` })
+  @IsArray({ message: 'must be an array of user ids' })
+  add_users?: unknown[];
+
+  @ValidateIf((o: PatchGroupDto) => o.remove_users !== undefined)
+  @ArrayMaxSize(MAX_USERS_PER_PATCH, { message: `must have at most ${MAX_USERS_PER_PATCH} entries` })
+  @IsArray({ message: 'must be an array of user ids' })
+  remove_users?: unknown[];
+}
+
+export const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
+
+/** An entry of `add_users`: the id and where it was in the request (for `add_users[i]`). */
+export interface UserRef {
+  id: string;
+  index: number;
+}
+
+/**
+ * Element checks class-validator cannot name (`add_users[2]`), duplicates dropped, ids
+ * lowercased. A user in both lists is refused: the request would not say what it wants.
+ */
+export function parseUserLists(body: PatchGroupDto): { add: UserRef[]; remove: string[] } {
+  const detail = 'must be a user id (uuid)';
+  throwIfInvalid([
+    ...elementErrors('add_users', body.add_users, isUuid, detail),
+    ...elementErrors('remove_users', body.remove_users, isUuid, detail),
+  ]);
+  const add = new Map<string, number>();
+  (body.add_users ?? []).forEach((v, i) => {
+    const id = (v as string).toLowerCase();
+    if (!add.has(id)) add.set(id, i);
+  });
+  const remove = new Set<string>();
+  const both: FieldValidation[] = [];
+  (body.remove_users ?? []).forEach((v, i) => {
+    const id = (v as string).toLowerCase();
+    if (add.has(id)) both.push({ field: `remove_users[${i}]`, detail: `user ${id} is also in add_users` });
+    remove.add(id);
+  });
+  throwIfInvalid(both);
+  return { add: [...add].map(([id, index]) => ({ id, index })), remove: [...remove] };
+}

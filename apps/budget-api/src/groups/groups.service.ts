@@ -1,0 +1,154 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Stores, notFound, type Actor } from '@aigov/authz';
+import type { Group, GroupMember, Page } from '@aigov/db';
+import { DomainError } from '@aigov/errors';
+import { validationFailed } from '../http/validation.pipe';
+import type { UserRef } from './groups.dto';
+
+export interface GroupPatch {
+  name?: string;
+  /** undefined keeps it, null clears it. */
+  displayName?: string | null;
+  add: UserRef[];
+  remove: string[];
+}
+
+const isEveryone = (g: Group): boolean => g.id === g.organizationId;
+
+const notOrgMember = (u: UserRef) => ({
+  field: `add_users[${u.index}]`,
+  detail: `user ${u.id} is not a member of the organization`,
+});
+
+/** The constraint a database error names, if any (pg errors reach us wrapped by TypeORM). */
+function constraintOf(err: unknown): string | undefined {
+  const e = err as { constraint?: string; driverError?: { constraint?: string } };
+  return e.constraint ?? e.driverError?.constraint;
+}
+
+@Injectable()
+export class GroupsService {
+  constructor(@Inject(Stores) private readonly stores: Stores) {}
+
+  async createGroup(
+    actor: Actor,
+    requestId: string,
+    orgRef: string,
+    name: string,
+    displayName: string | null,
+  ): Promise<Group> {
+    return this.stores.transaction(requestId, async (tx) => {
+      const org = await tx.organizations.getOrganization(actor, orgRef);
+      return tx.groups.createGroup(actor, org, name, displayName);
+    });
+  }
+
+  /** Groups of the organization the actor may read (a plain member sees Everyone and its own). */
+  async listGroups(actor: Actor, orgRef: string, page: Page) {
+    const org = await this.stores.organizations.getOrganization(actor, orgRef);
+    return this.stores.groups.listGroups(actor, org, page);
+  }
+
+  async getGroup(actor: Actor, id: string): Promise<{ group: Group; members: GroupMember[] }> {
+    const group = await this.stores.groups.getGroup(actor, id);
+    return { group, members: await this.stores.groups.listGroupMembers(actor, group) };
+  }
+
+  /**
+   * Rename and change membership in one transaction, one audit entry per user added or removed.
+   * Users to add must be members of the organization: checked here to name each offender, and
+   * enforced by the database trigger (which also covers a removal racing with this request).
+   */
+  async patchGroup(
+    actor: Actor,
+    requestId: string,
+    id: string,
+    patch: GroupPatch,
+  ): Promise<{ group: Group; members: GroupMember[] }> {
+    return this.stores.transaction(requestId, async (tx) => {
+      let group = await tx.groups.getGroupForUpdate(actor, id);
+      if (isEveryone(group)) {
+        throw DomainError.invalid(
+          "The Everyone group cannot be changed: its members are the organization's members.",
+          [{ field: 'group', detail: 'is the Everyone group' }],
+        );
+      }
+      const orgMembers = await tx.groups.organizationMemberIds(
+        actor,
+        group,
+        patch.add.map((u) => u.id),
+      );
+      const outsiders = patch.add.filter((u) => !orgMembers.has(u.id));
+      if (outsiders.length > 0) throw validationFailed(outsiders.map(notOrgMember));
+
+      if (patch.name !== undefined || patch.displayName !== undefined) {
+        group = await tx.groups.updateGroup(actor, group, {
+          ...(patch.name !== undefined ? { name: patch.name } : {}),
+          ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
+        });
+      }
+      const before = patch.remove.length > 0 ? await tx.groups.listGroupMembers(actor, group) : [];
+      const added: string[] = [];
+      for (const u of patch.add) {
+        added.push(...(await this.addMember(tx, actor, group, u)));
+      }
+      const removed = await tx.groups.removeGroupMembers(actor, group, patch.remove);
+      const members = await tx.groups.listGroupMembers(actor, group);
+
+      const usernames = new Map([...before, ...members].map((m) => [m.userId, m.username]));
+      const entries = [
+        ...added.map((userId) => ({ action: 'create' as const, userId })),
+        ...removed.map((userId) => ({ action: 'delete' as const, userId })),
+      ];
+      for (const { action, userId } of entries) {
+        await tx.audit.record(actor, {
+          action,
+          resourceType: 'group_member',
+          resourceId: `${group.id}/${userId}`,
+          organizationId: group.organizationId,
+          diff: {
+            group: { id: group.id, name: group.name },
+            user: { id: userId, username: usernames.get(userId) ?? null },
+          },
+          requestId,
+        });
+      }
+      return { group, members };
+    });
+  }
+
+  /** One insert; the trigger's refusal (a membership removed meanwhile) becomes the same 400. */
+  private async addMember(tx: Stores, actor: Actor, group: Group, u: UserRef): Promise<string[]> {
+    try {
+      return await tx.groups.addGroupMembers(actor, group, [u.id]);
+    } catch (err) {
+      switch (constraintOf(err)) {
+        case 'group_members_must_be_org_member':
+        case 'group_members_user_id_fkey':
+          throw validationFailed([notOrgMember(u)]);
+        case 'group_members_group_id_fkey':
+          throw notFound('Group')();
+        default:
+          throw err;
+      }
+    }
+  }
+
+  async deleteGroup(actor: Actor, requestId: string, id: string): Promise<void> {
+    await this.stores.transaction(requestId, async (tx) => {
+      const group = await tx.groups.getGroupForUpdate(actor, id);
+      if (isEveryone(group)) throw everyoneUndeletable();
+      try {
+        await tx.groups.deleteGroup(actor, group);
+      } catch (err) {
+        if (constraintOf(err) === 'groups_everyone_undeletable') throw everyoneUndeletable();
+        throw err;
+      }
+    });
+  }
+}
+
+const everyoneUndeletable = () =>
+  DomainError.invalid('The Everyone group cannot be deleted: it goes only with its organization.', [
+    { field: 'group', detail: 'is the Everyone group' },
+  ]);

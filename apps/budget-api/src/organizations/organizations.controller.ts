@@ -1,0 +1,87 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
+import type { UserActor } from '@aigov/authz';
+import type { OrgRole } from '@aigov/db';
+import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
+import { UserRefParam } from '../http/params';
+import { PageQuery, page } from '../http/query.dto';
+import { organizationMemberResponse, organizationResponse } from '../http/responses';
+import { CreateOrganizationDto, ORG_ROLE_RULE, PutMemberDto, isOrgRole } from './organizations.dto';
+import { OptionalBody, OrganizationRefParam, elementErrors, throwIfInvalid } from './organizations.params';
+import { OrganizationsService } from './organizations.service';
+
+@Controller('api/v2/organizations')
+@Authenticated()
+export class OrganizationsController {
+  constructor(@Inject(OrganizationsService) private readonly organizations: OrganizationsService) {}
+
+  @Post()
+  @HttpCode(201)
+  async create(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Body() body: CreateOrganizationDto,
+  ) {
+    const org = await this.organizations.createOrganization(
+      actor,
+      requestId,
+      body.name,
+      body.display_name ?? null,
+    );
+    return organizationResponse(org);
+  }
+
+  @Get()
+  async list(@CurrentActor() actor: UserActor, @Query() query: PageQuery) {
+    const { organizations, count } = await this.organizations.listOrganizations(actor, page(query));
+    return { organizations: organizations.map(organizationResponse), count };
+  }
+
+  @Get(':organization')
+  async get(@CurrentActor() actor: UserActor, @Param('organization', OrganizationRefParam) ref: string) {
+    return organizationResponse(await this.organizations.getOrganization(actor, ref));
+  }
+
+  @Get(':organization/members')
+  async listMembers(
+    @CurrentActor() actor: UserActor,
+    @Param('organization', OrganizationRefParam) ref: string,
+    @Query() query: PageQuery,
+  ) {
+    const { members, count } = await this.organizations.listMembers(actor, ref, page(query));
+    return {
+      members: members.map((m) => {
+        const { organization_id: _org, ...member } = organizationMemberResponse(m);
+        return member;
+      }),
+      count,
+    };
+  }
+
+  /** The body may be left out: an absent body adds the user and keeps any existing roles. */
+  @Put(':organization/members/:user')
+  @HttpCode(200)
+  async putMember(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('organization', OrganizationRefParam) orgRef: string,
+    @Param('user', UserRefParam) userRef: string,
+    @Body(new OptionalBody(PutMemberDto)) raw: unknown,
+  ) {
+    const body = raw as PutMemberDto;
+    throwIfInvalid(elementErrors('roles', body.roles, isOrgRole, ORG_ROLE_RULE));
+    const roles = body.roles === undefined ? null : ([...new Set(body.roles)] as OrgRole[]);
+    const member = await this.organizations.putMember(actor, requestId, orgRef, userRef, roles);
+    return organizationMemberResponse(member);
+  }
+
+  @Delete(':organization/members/:user')
+  @HttpCode(204)
+  async removeMember(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('organization', OrganizationRefParam) orgRef: string,
+    @Param('user', UserRefParam) userRef: string,
+  ): Promise<void> {
+    await this.organizations.removeMember(actor, requestId, orgRef, userRef);
+  }
+}

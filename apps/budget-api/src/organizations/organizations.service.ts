@@ -1,0 +1,83 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Stores, type Actor } from '@aigov/authz';
+import type { Organization, OrganizationMember, OrgRole, Page } from '@aigov/db';
+
+@Injectable()
+export class OrganizationsService {
+  constructor(@Inject(Stores) private readonly stores: Stores) {}
+
+  /** The Everyone group comes with it (database trigger, same transaction). */
+  createOrganization(
+    actor: Actor,
+    requestId: string,
+    name: string,
+    displayName: string | null,
+  ): Promise<Organization> {
+    return this.stores.transaction(requestId, (tx) =>
+      tx.organizations.createOrganization(actor, name, displayName),
+    );
+  }
+
+  listOrganizations(actor: Actor, page: Page) {
+    return this.stores.organizations.listOrganizations(actor, page);
+  }
+
+  getOrganization(actor: Actor, ref: string): Promise<Organization> {
+    return this.stores.organizations.getOrganization(actor, ref);
+  }
+
+  async listMembers(actor: Actor, ref: string, page: Page) {
+    const org = await this.stores.organizations.getOrganization(actor, ref);
+    return this.stores.organizations.listMembers(actor, org, page);
+  }
+
+  /**
+   * Idempotent add; `roles` null keeps the member's roles. Every successful call is audited:
+   * `create` when the membership came into being, else `write`.
+   */
+  async putMember(
+    actor: Actor,
+    requestId: string,
+    orgRef: string,
+    userRef: string,
+    roles: OrgRole[] | null,
+  ): Promise<OrganizationMember> {
+    return this.stores.transaction(requestId, async (tx) => {
+      const org = await tx.organizations.getOrganization(actor, orgRef);
+      const user = await tx.users.findUserForMembership(actor, org, userRef);
+      const { before, after } = await tx.organizations.upsertMember(actor, org, user, roles);
+      await tx.audit.record(actor, {
+        action: before ? 'write' : 'create',
+        resourceType: 'organization_member',
+        resourceId: `${org.id}/${user.id}`,
+        organizationId: org.id,
+        diff: {
+          user: { id: user.id, username: user.username },
+          roles: { before: before?.roles ?? null, after: after.roles },
+        },
+        requestId,
+      });
+      return after;
+    });
+  }
+
+  /** The database removes the user's memberships of the organization's groups in the same transaction. */
+  async removeMember(actor: Actor, requestId: string, orgRef: string, userRef: string): Promise<void> {
+    await this.stores.transaction(requestId, async (tx) => {
+      const org = await tx.organizations.getOrganization(actor, orgRef);
+      const user = await tx.users.findUserForMembership(actor, org, userRef);
+      const removed = await tx.organizations.removeMember(actor, org, user);
+      await tx.audit.record(actor, {
+        action: 'delete',
+        resourceType: 'organization_member',
+        resourceId: `${org.id}/${user.id}`,
+        organizationId: org.id,
+        diff: {
+          user: { id: user.id, username: user.username },
+          roles: { before: removed.roles, after: null },
+        },
+        requestId,
+      });
+    });
+  }
+}

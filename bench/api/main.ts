@@ -1,0 +1,167 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+
+/**
+ * bench/api: load GET /api/v2/groups/{group}/ai/budget with a valid token (autocannon, 50
+ * connections, 10 s after a warm-up) on the real budget-api and, in the same run, on a minimal
+ * Fastify + pg handler doing the same queries without Nest, auth rules or validation.
+ * Prints requests/s, p50 and p99 of both and the ratio. Numbers, not assertions.
+ *
+ *   npm run bench:api [-- --duration 10 --connections 50 --database-url postgres://...]
+ */
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+};
+const DURATION = Number(arg('duration', '10'));
+const CONNECTIONS = Number(arg('connections', '50'));
+const ADMIN_URL = arg('database-url', 'postgres://postgres@127.0.0.1:5432/postgres');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${url}: server exited with ${child.exitCode}`);
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+interface Result {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function load(url: string, token: string, duration: number): Promise<Result> {
+  const r = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors,
+    non2xx: r.non2xx,
+  };
+}
+
+async function main(): Promise<void> {
+  const dbName = `aigov_bench_api_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${dbName}`;
+  const dbUrl = u.toString();
+  const children: ChildProcess[] = [];
+  try {
+    const apiPort = await freePort();
+    const api = spawn(
+      process.execPath,
+      [
+        '-r',
+        path.join(ROOT, 'scripts', 'register-paths.js'),
+        path.join(ROOT, 'dist', 'apps', 'budget-api', 'src', 'main.js'),
+      ],
+      {
+        env: {
+          ...process.env,
+          DATABASE_URL: dbUrl,
+          PORT: String(apiPort),
+          NATS_ENABLED: 'false',
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
+    children.push(api);
+    const base = `http://127.0.0.1:${apiPort}`;
+    await waitFor(`${base}/healthz`, api);
+    const first = await fetch(`${base}/api/v2/users/first`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'bench', email: 'bench@example.com' }),
+    });
+    const { token } = (await first.json()) as { token: string };
+    const db = new Client({ connectionString: dbUrl });
+    await db.connect();
+    const { rows } = await db.query<{ id: string }>(`SELECT id FROM organizations WHERE name = 'default'`);
+    await db.end();
+    const group = rows[0].id;
+    const put = await fetch(`${base}/api/v2/groups/${group}/ai/budget`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ spend_limit_micros: 500_000_000 }),
+    });
+    if (put.status !== 200) throw new Error(`PUT budget: ${put.status}`);
+
+    const basePort = await freePort();
+    const baseline = spawn(
+      process.execPath,
+      [path.join(ROOT, 'dist', 'bench', 'api', 'baseline-server.js'), String(basePort), dbUrl],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    children.push(baseline);
+    await waitFor(`http://127.0.0.1:${basePort}/`, baseline);
+
+    const target = (port: number) => `http://127.0.0.1:${port}/api/v2/groups/${group}/ai/budget`;
+    console.log(`warm-up 3 s each, then ${DURATION} s with ${CONNECTIONS} connections`);
+    await load(target(apiPort), token, 3);
+    const real = await load(target(apiPort), token, DURATION);
+    await load(target(basePort), token, 3);
+    const bare = await load(target(basePort), token, DURATION);
+
+    const row = (name: string, r: Result) =>
+      `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors + r.non2xx).padStart(7)}`;
+    console.log(
+      `${'server'.padEnd(28)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`,
+    );
+    console.log(row('aigov budget-api (Nest)', real));
+    console.log(row('baseline (Fastify + pg)', bare));
+    console.log(
+      `ratio: aigov achieves ${(real.rps / bare.rps).toFixed(2)}x the baseline's requests/s; p99 ${(real.p99 / Math.max(bare.p99, 0.001)).toFixed(2)}x`,
+    );
+  } finally {
+    await Promise.all(children.map(stop));
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
