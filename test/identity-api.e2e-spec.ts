@@ -896,6 +896,41 @@ describe('identity API: organizations, members, groups', () => {
       expect(await auditCount()).toBe(before);
     });
 
+    it('the same 400 when the membership is removed between the check and the insert (database trigger)', async () => {
+      const racer = await world.person(owner, 'racer', { orgs: [{ id: orgA }] });
+      const group = await world.group(orgA, 'race');
+      const remover = await api.pg.connect();
+      try {
+        // Delete the membership without committing: the PATCH's check still sees it, its insert
+        // then waits on the row lock and, once the delete commits, the trigger refuses it.
+        await remover.query('BEGIN');
+        await remover.query('DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2', [
+          orgA,
+          racer.id,
+        ]);
+        const patch = call('PATCH', `/api/v2/groups/${group}`, adminA, { add_users: [memberA.id, racer.id] });
+        let blocked = false;
+        for (let i = 0; i < 400 && !blocked; i++) {
+          const waiting = await api.sql(
+            `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO group_members%'`,
+          );
+          blocked = waiting.length > 0;
+          if (!blocked) await new Promise((r) => setTimeout(r, 25));
+        }
+        await remover.query('COMMIT');
+        expect(blocked).toBe(true);
+        const res = await patch;
+        expect(res.status).toBe(400);
+        expect((res.body as unknown as ErrorBody).validations).toEqual([
+          { field: 'add_users[1]', detail: `user ${racer.id} is not a member of the organization` },
+        ]);
+        expect(await groupMemberIds(group)).toEqual([]);
+      } finally {
+        await remover.query('ROLLBACK').catch(() => undefined);
+        remover.release();
+      }
+    });
+
     it.each([
       ['add_users with a non-uuid', { add_users: ['member-a'] }, ['add_users[0]']],
       ['remove_users with a non-uuid', { remove_users: ['x', 5] }, ['remove_users[0]', 'remove_users[1]']],

@@ -206,16 +206,28 @@ describe('price book API (real PostgreSQL)', () => {
       expect(res.body).toMatchObject({ provider, model, source: 'default', input_price: input });
     });
 
-    it('reads the encoded slash as part of the model, never as a path separator', async () => {
-      // Unencoded, the slashes are path separators: no such route.
-      expect((await api.request('GET', `${PRICES}/fireworks/${FIREWORKS}`, { token: plain.token })).status).toBe(
-        404,
+    it('reads %2F (any case) and a plain slash after the provider alike as part of the model', async () => {
+      const mixed = await api.request<Price>(
+        'GET',
+        `${PRICES}/fireworks/accounts%2ffireworks%2Fmodels%2Fllama-v3p1-8b-instruct`,
+        { token: plain.token },
       );
-      const mixed = await api.request<Price>('GET', `${PRICES}/fireworks/accounts%2ffireworks%2Fmodels%2Fllama-v3p1-8b-instruct`, {
-        token: plain.token,
-      });
       expect(mixed.status).toBe(200);
       expect(mixed.body.model).toBe(FIREWORKS);
+      const plainSlashes = await api.request<Price>('GET', `${PRICES}/fireworks/${FIREWORKS}`, { token: plain.token });
+      expect(plainSlashes.status).toBe(200);
+      expect(plainSlashes.body.model).toBe(FIREWORKS);
+    });
+
+    it('handles model ids up to 255 characters', async () => {
+      const long = `accounts/acme/models/${'m'.repeat(234)}`;
+      expect(long).toHaveLength(255);
+      const put = await api.request<Price>('PUT', pricePath('acme', long), { token: owner.token, body: VALID_BODY });
+      expect(put.status).toBe(200);
+      expect(put.body.model).toBe(long);
+      const get = await api.request<Price>('GET', pricePath('acme', long), { token: plain.token });
+      expect(get.body.model).toBe(long);
+      expect((await api.request('DELETE', pricePath('acme', long), { token: owner.token })).status).toBe(204);
     });
 
     it('answers 404 for an unknown model and 401 without a token', async () => {
@@ -232,6 +244,7 @@ describe('price book API (real PostgreSQL)', () => {
       ['openai', 'x'.repeat(256), 'model'],
       ['openai', 'gpt\u0001', 'model'],
       ['openai', 'gpt\n4o', 'model'],
+      ['openai', 'ü'.repeat(256), 'model'],
     ])('answers 400 for the path %s/%s naming %s', async (provider, model, field) => {
       const res = await api.request('GET', pricePath(provider, model), { token: plain.token });
       expect(res.status).toBe(400);

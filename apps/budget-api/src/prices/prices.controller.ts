@@ -8,9 +8,14 @@ import { ListPricesQuery, PutPriceDto, SyncPricesDto } from './prices.dto';
 import { PricesService } from './prices.service';
 
 /**
- * The price book (CONTRACT 2.4). `{model}` is one path segment: model ids containing `/` arrive
- * percent-encoded (`%2F`) and the router decodes them after matching.
+ * `{model}` is the rest of the path (a wildcard), so that model ids containing `/` work whether a
+ * client percent-encodes them (`accounts%2Ffireworks%2Fmodels%2Fx`, decoded by the router) or not,
+ * and so that ids up to 255 characters are not cut off by the router's 100-character limit on
+ * named parameters.
  */
+const MODEL = '*';
+
+/** The price book (CONTRACT 2.4). */
 @Controller('api/v2/ai/model-prices')
 @Authenticated()
 export class PricesController {
@@ -32,34 +37,34 @@ export class PricesController {
     return this.prices.sync(actor, requestId, body.source);
   }
 
-  @Get(':provider/:model')
+  @Get(':provider/*')
   async get(
     @CurrentActor() actor: UserActor,
     @Param('provider', ProviderParam) provider: string,
-    @Param('model', ModelParam) model: string,
+    @Param(MODEL, ModelParam) model: string,
   ) {
     return priceResponse(await this.prices.get(actor, provider, model));
   }
 
-  @Put(':provider/:model')
+  @Put(':provider/*')
   @HttpCode(200)
   async put(
     @CurrentActor() actor: UserActor,
     @RequestId() requestId: string,
     @Param('provider', ProviderParam) provider: string,
-    @Param('model', ModelParam) model: string,
+    @Param(MODEL, ModelParam) model: string,
     @Body() body: PutPriceDto,
   ) {
     return priceResponse(await this.prices.putCustom(actor, requestId, provider, model, body));
   }
 
-  @Delete(':provider/:model')
+  @Delete(':provider/*')
   @HttpCode(204)
   async delete(
     @CurrentActor() actor: UserActor,
     @RequestId() requestId: string,
     @Param('provider', ProviderParam) provider: string,
-    @Param('model', ModelParam) model: string,
+    @Param(MODEL, ModelParam) model: string,
   ): Promise<void> {
     await this.prices.deleteCustom(actor, requestId, provider, model);
   }

@@ -1,4 +1,0 @@
-it('loads @fastify/static', async () => {
-  const m = await import('@fastify/static');
-  expect(m).toBeDefined();
-});
