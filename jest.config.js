@@ -14,6 +14,7 @@ const ESM_ONLY = [
   'cookie',
   'set-cookie-parser',
   'toad-cache',
+  'content-disposition',
 ];
 
 /** @type {import('jest').Config} */

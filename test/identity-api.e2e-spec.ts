@@ -21,6 +21,10 @@ interface AuditRow {
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MISSING_UUID = '00000000-0000-4000-8000-000000000000';
+// Jest's asymmetric matchers are typed `any`; these keep the object literals typed.
+const isoTime = (): unknown => expect.stringMatching(ISO) as unknown;
+const aUuid = (): unknown =>
+  expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/) as unknown;
 
 describe('identity API: organizations, members, groups', () => {
   let api: ApiHarness;
@@ -122,11 +126,11 @@ describe('identity API: organizations, members, groups', () => {
       });
       expect(res.status).toBe(201);
       expect(res.body).toEqual({
-        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        id: aUuid(),
         name: 'acme',
         display_name: 'Acme Inc.',
-        created_at: expect.stringMatching(ISO),
-        updated_at: expect.stringMatching(ISO),
+        created_at: isoTime(),
+        updated_at: isoTime(),
       });
       const id = res.body.id as string;
       const groups = await call<{ groups: { id: string; name: string }[]; count: number }>(
@@ -244,8 +248,8 @@ describe('identity API: organizations, members, groups', () => {
         id: orgA,
         name: 'org-a',
         display_name: null,
-        created_at: expect.stringMatching(ISO),
-        updated_at: expect.stringMatching(ISO),
+        created_at: isoTime(),
+        updated_at: isoTime(),
       });
       const byName = await call('GET', '/api/v2/organizations/org-a', memberA);
       expect(byName.body).toEqual(byId.body);
@@ -318,7 +322,7 @@ describe('identity API: organizations, members, groups', () => {
         username: 'joiner-1',
         name: null,
         roles: [],
-        created_at: expect.stringMatching(ISO),
+        created_at: isoTime(),
       });
       // ...and can once it is a member of the admin's organization.
       expect((await call('GET', `/api/v2/users/${joiner.id}`, adminA)).status).toBe(200);
@@ -566,14 +570,14 @@ describe('identity API: organizations, members, groups', () => {
             username: 'admin-b',
             name: null,
             roles: ['organization-admin'],
-            created_at: expect.stringMatching(ISO),
+            created_at: isoTime(),
           },
           {
             user_id: memberB.id,
             username: 'member-b',
             name: null,
             roles: [],
-            created_at: expect.stringMatching(ISO),
+            created_at: isoTime(),
           },
         ]),
       );
@@ -613,13 +617,13 @@ describe('identity API: organizations, members, groups', () => {
       });
       expect(res.status).toBe(201);
       expect(res.body).toEqual({
-        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        id: aUuid(),
         organization_id: orgA,
         name: 'Data Science 🧪',
         display_name: 'The data people',
         members: [],
-        created_at: expect.stringMatching(ISO),
-        updated_at: expect.stringMatching(ISO),
+        created_at: isoTime(),
+        updated_at: isoTime(),
       });
     });
 
@@ -727,8 +731,8 @@ describe('identity API: organizations, members, groups', () => {
         organization_id: orgA,
         name: 'Everyone',
         display_name: null,
-        created_at: expect.stringMatching(ISO),
-        updated_at: expect.stringMatching(ISO),
+        created_at: isoTime(),
+        updated_at: isoTime(),
       });
       expect(res.body.groups.map((g) => g.id)).toEqual(expect.arrayContaining([team, other]));
       expect(res.body.groups.every((g) => !('members' in g))).toBe(true);
@@ -754,8 +758,8 @@ describe('identity API: organizations, members, groups', () => {
         name: 'reading-team',
         display_name: null,
         members: [{ user_id: memberA.id, username: 'member-a', name: null }],
-        created_at: expect.stringMatching(ISO),
-        updated_at: expect.stringMatching(ISO),
+        created_at: isoTime(),
+        updated_at: isoTime(),
       });
     });
 

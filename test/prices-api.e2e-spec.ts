@@ -48,7 +48,13 @@ const SONNET = 'claude-3-5-sonnet@20240620';
 const FIREWORKS = 'accounts/fireworks/models/llama-v3p1-8b-instruct';
 const ODD = 'vendor:model~v1.2/preview@2025';
 const GPT_TIERS = [
-  { min_context_tokens: 200_000, input_price: 5_000_000, output_price: null, cache_read_price: 500_000, cache_write_price: null },
+  {
+    min_context_tokens: 200_000,
+    input_price: 5_000_000,
+    output_price: null,
+    cache_read_price: 500_000,
+    cache_write_price: null,
+  },
 ];
 
 const VALID_BODY = {
@@ -106,11 +112,15 @@ describe('price book API (real PostgreSQL)', () => {
   describe('GET /ai/model-prices', () => {
     it('answers 401 without a valid token', async () => {
       expect((await api.request('GET', PRICES)).status).toBe(401);
-      expect((await api.request('GET', PRICES, { token: 'abcdefghij-nottherealsecretatall00' })).status).toBe(401);
+      expect((await api.request('GET', PRICES, { token: 'abcdefghij-nottherealsecretatall00' })).status).toBe(
+        401,
+      );
     });
 
     it('lists every row to any authenticated user, ordered, with the documented shape', async () => {
-      const res = await api.request<{ prices: Price[]; count: number }>('GET', PRICES, { token: plain.token });
+      const res = await api.request<{ prices: Price[]; count: number }>('GET', PRICES, {
+        token: plain.token,
+      });
       expect(res.status).toBe(200);
       expect(Object.keys(res.body).sort()).toEqual(['count', 'prices']);
       expect(res.body.count).toBe(5);
@@ -150,9 +160,13 @@ describe('price book API (real PostgreSQL)', () => {
     });
 
     it('filters by provider, model and source, and pages with a total count', async () => {
-      const byProvider = await api.request<{ prices: Price[]; count: number }>('GET', `${PRICES}?provider=anthropic`, {
-        token: plain.token,
-      });
+      const byProvider = await api.request<{ prices: Price[]; count: number }>(
+        'GET',
+        `${PRICES}?provider=anthropic`,
+        {
+          token: plain.token,
+        },
+      );
       expect(byProvider.body.count).toBe(2);
       expect(byProvider.body.prices.every((p) => p.provider === 'anthropic')).toBe(true);
 
@@ -169,9 +183,13 @@ describe('price book API (real PostgreSQL)', () => {
       });
       expect(custom.body).toEqual({ prices: [], count: 0 });
 
-      const paged = await api.request<{ prices: Price[]; count: number }>('GET', `${PRICES}?limit=2&offset=1`, {
-        token: plain.token,
-      });
+      const paged = await api.request<{ prices: Price[]; count: number }>(
+        'GET',
+        `${PRICES}?limit=2&offset=1`,
+        {
+          token: plain.token,
+        },
+      );
       expect(paged.body.count).toBe(5);
       expect(paged.body.prices.map((p) => p.model)).toEqual(['claude-3-haiku', FIREWORKS]);
     });
@@ -214,7 +232,9 @@ describe('price book API (real PostgreSQL)', () => {
       );
       expect(mixed.status).toBe(200);
       expect(mixed.body.model).toBe(FIREWORKS);
-      const plainSlashes = await api.request<Price>('GET', `${PRICES}/fireworks/${FIREWORKS}`, { token: plain.token });
+      const plainSlashes = await api.request<Price>('GET', `${PRICES}/fireworks/${FIREWORKS}`, {
+        token: plain.token,
+      });
       expect(plainSlashes.status).toBe(200);
       expect(plainSlashes.body.model).toBe(FIREWORKS);
     });
@@ -222,7 +242,10 @@ describe('price book API (real PostgreSQL)', () => {
     it('handles model ids up to 255 characters', async () => {
       const long = `accounts/acme/models/${'m'.repeat(234)}`;
       expect(long).toHaveLength(255);
-      const put = await api.request<Price>('PUT', pricePath('acme', long), { token: owner.token, body: VALID_BODY });
+      const put = await api.request<Price>('PUT', pricePath('acme', long), {
+        token: owner.token,
+        body: VALID_BODY,
+      });
       expect(put.status).toBe(200);
       expect(put.body.model).toBe(long);
       const get = await api.request<Price>('GET', pricePath('acme', long), { token: plain.token });
@@ -245,6 +268,7 @@ describe('price book API (real PostgreSQL)', () => {
       ['openai', 'gpt\u0001', 'model'],
       ['openai', 'gpt\n4o', 'model'],
       ['openai', 'ü'.repeat(256), 'model'],
+      ['openai', '', 'model'],
     ])('answers 400 for the path %s/%s naming %s', async (provider, model, field) => {
       const res = await api.request('GET', pricePath(provider, model), { token: plain.token });
       expect(res.status).toBe(400);
@@ -260,9 +284,13 @@ describe('price book API (real PostgreSQL)', () => {
           body: VALID_BODY,
         });
         expect(put.status).toBe(403);
-        expect((await api.request('DELETE', pricePath('anthropic', SONNET), { token: who.token })).status).toBe(403);
+        expect(
+          (await api.request('DELETE', pricePath('anthropic', SONNET), { token: who.token })).status,
+        ).toBe(403);
       }
-      expect((await api.request('PUT', pricePath('anthropic', SONNET), { body: VALID_BODY })).status).toBe(401);
+      expect((await api.request('PUT', pricePath('anthropic', SONNET), { body: VALID_BODY })).status).toBe(
+        401,
+      );
       expect(await auditFor(api, `anthropic/${SONNET}`)).toEqual([]);
       const rows = await api.sql(`SELECT 1 FROM ai_model_prices WHERE source = 'custom'`);
       expect(rows).toHaveLength(0);
@@ -288,7 +316,9 @@ describe('price book API (real PostgreSQL)', () => {
         tiers: null,
       });
 
-      const effective = await api.request<Price>('GET', pricePath('openai', 'gpt-4o'), { token: plain.token });
+      const effective = await api.request<Price>('GET', pricePath('openai', 'gpt-4o'), {
+        token: plain.token,
+      });
       expect(effective.body).toEqual(put.body);
 
       const list = await api.request<{ prices: Price[]; count: number }>('GET', `${PRICES}?model=gpt-4o`, {
@@ -307,8 +337,20 @@ describe('price book API (real PostgreSQL)', () => {
     it('stores tiers, round-trips an encoded model id and prices a model that has no default', async () => {
       const model = 'accounts/acme/models/new:v2@2025~x.y';
       const tiers = [
-        { min_context_tokens: 0, input_price: 1, output_price: 2, cache_read_price: null, cache_write_price: null },
-        { min_context_tokens: 128_000, input_price: 3, output_price: null, cache_read_price: 0, cache_write_price: 9 },
+        {
+          min_context_tokens: 0,
+          input_price: 1,
+          output_price: 2,
+          cache_read_price: null,
+          cache_write_price: null,
+        },
+        {
+          min_context_tokens: 128_000,
+          input_price: 3,
+          output_price: null,
+          cache_read_price: 0,
+          cache_write_price: 9,
+        },
       ];
       const put = await api.request<Price>('PUT', pricePath('acme', model), {
         token: owner.token,
@@ -319,16 +361,26 @@ describe('price book API (real PostgreSQL)', () => {
       const get = await api.request<Price>('GET', pricePath('acme', model), { token: plain.token });
       expect(get.status).toBe(200);
       expect(get.body).toEqual(put.body);
-      const [row] = await api.sql<{ model: string }>(`SELECT model FROM ai_model_prices WHERE provider = 'acme'`);
+      const [row] = await api.sql<{ model: string }>(
+        `SELECT model FROM ai_model_prices WHERE provider = 'acme'`,
+      );
       expect(row.model).toBe(model);
 
+      const nulled = await api.request<Price>('PUT', pricePath('acme', model), {
+        token: owner.token,
+        body: { ...VALID_BODY, tiers: null },
+      });
+      expect(nulled.status).toBe(200);
+      expect(nulled.body.tiers).toBeNull();
       // No tiers has one spelling: [] is stored like an absent list.
       const cleared = await api.request<Price>('PUT', pricePath('acme', model), {
         token: owner.token,
         body: { ...VALID_BODY, tiers: [] },
       });
       expect(cleared.body.tiers).toBeNull();
-      expect((await api.request('DELETE', pricePath('acme', model), { token: owner.token })).status).toBe(204);
+      expect((await api.request('DELETE', pricePath('acme', model), { token: owner.token })).status).toBe(
+        204,
+      );
       expect((await api.request('GET', pricePath('acme', model), { token: plain.token })).status).toBe(404);
     });
 
@@ -337,28 +389,57 @@ describe('price book API (real PostgreSQL)', () => {
       const path = pricePath('fireworks', FIREWORKS);
       const create = await api.request<Price>('PUT', path, {
         token: owner.token,
-        body: { ...VALID_BODY, tiers: [{ min_context_tokens: 1000, input_price: 9, output_price: null, cache_read_price: null, cache_write_price: null }] },
+        body: {
+          ...VALID_BODY,
+          tiers: [
+            {
+              min_context_tokens: 1000,
+              input_price: 9,
+              output_price: null,
+              cache_read_price: null,
+              cache_write_price: null,
+            },
+          ],
+        },
         headers: { 'x-request-id': 'price-create-1' },
       });
       expect(create.status).toBe(200);
       const update = await api.request<Price>('PUT', path, {
         token: owner.token,
-        body: { input_price: 500_000_000, output_price: 0, cache_read_price: null, cache_write_price: 75_000 },
+        body: {
+          input_price: 500_000_000,
+          output_price: 0,
+          cache_read_price: null,
+          cache_write_price: 75_000,
+        },
         headers: { 'x-request-id': 'price-write-1' },
       });
       expect(update.status).toBe(200);
       const same = await api.request<Price>('PUT', path, {
         token: owner.token,
-        body: { input_price: 500_000_000, output_price: 0, cache_read_price: null, cache_write_price: 75_000 },
+        body: {
+          input_price: 500_000_000,
+          output_price: 0,
+          cache_read_price: null,
+          cache_write_price: 75_000,
+        },
       });
       expect(same.body.updated_at).toBe(update.body.updated_at);
-      const del = await api.request('DELETE', path, { token: owner.token, headers: { 'x-request-id': 'price-del-1' } });
+      const del = await api.request('DELETE', path, {
+        token: owner.token,
+        headers: { 'x-request-id': 'price-del-1' },
+      });
       expect(del.status).toBe(204);
 
       const entries = await auditFor(api, resourceId);
       expect(entries.map((e) => e.action)).toEqual(['create', 'write', 'write', 'delete']);
       for (const e of entries) {
-        expect(e).toMatchObject({ actor: 'owner', actor_id: owner.id, resource_type: 'ai_model_price', organization_id: null });
+        expect(e).toMatchObject({
+          actor: 'owner',
+          actor_id: owner.id,
+          resource_type: 'ai_model_price',
+          organization_id: null,
+        });
       }
       expect(entries.map((e) => e.request_id)).toEqual([
         'price-create-1',
@@ -387,7 +468,10 @@ describe('price book API (real PostgreSQL)', () => {
         },
       });
       expect(entries[1].diff).toMatchObject({
-        input_price: { before: { usd: '$2.00', micros: 2_000_000 }, after: { usd: '$500.00', micros: 500_000_000 } },
+        input_price: {
+          before: { usd: '$2.00', micros: 2_000_000 },
+          after: { usd: '$500.00', micros: 500_000_000 },
+        },
         output_price: { before: { usd: '$8.00', micros: 8_000_000 }, after: { usd: '$0.00', micros: 0 } },
         cache_write_price: { before: null, after: { usd: '$0.075', micros: 75_000 } },
         tiers: { before: [expect.objectContaining({ min_context_tokens: 1000 })], after: null },
@@ -400,12 +484,18 @@ describe('price book API (real PostgreSQL)', () => {
     });
 
     it('answers DELETE 404 when there is no custom row (a default alone is not deletable), without an audit entry', async () => {
-      const res = await api.request<ErrorBody>('DELETE', pricePath('anthropic', 'claude-3-haiku'), { token: owner.token });
+      const res = await api.request<ErrorBody>('DELETE', pricePath('anthropic', 'claude-3-haiku'), {
+        token: owner.token,
+      });
       expect(res.status).toBe(404);
       expect(res.body.message).toContain('No custom price');
-      expect((await api.request('DELETE', pricePath('anthropic', 'unknown'), { token: owner.token })).status).toBe(404);
+      expect(
+        (await api.request('DELETE', pricePath('anthropic', 'unknown'), { token: owner.token })).status,
+      ).toBe(404);
       expect(await auditFor(api, 'anthropic/claude-3-haiku')).toEqual([]);
-      const def = await api.request<Price>('GET', pricePath('anthropic', 'claude-3-haiku'), { token: plain.token });
+      const def = await api.request<Price>('GET', pricePath('anthropic', 'claude-3-haiku'), {
+        token: plain.token,
+      });
       expect(def.body.source).toBe('default');
     });
 
@@ -415,7 +505,11 @@ describe('price book API (real PostgreSQL)', () => {
       ['a boolean', { ...VALID_BODY, cache_read_price: true }, ['cache_read_price']],
       ['a negative price', { ...VALID_BODY, cache_write_price: -1 }, ['cache_write_price']],
       ['an out-of-range price', { ...VALID_BODY, input_price: 1e30 }, ['input_price']],
-      ['a price above USD 10,000 per million', { ...VALID_BODY, input_price: 10_000_000_001 }, ['input_price']],
+      [
+        'a price above USD 10,000 per million',
+        { ...VALID_BODY, input_price: 10_000_000_001 },
+        ['input_price'],
+      ],
       ['an object price', { ...VALID_BODY, input_price: { micros: 1 } }, ['input_price']],
       ['a missing key', { input_price: 1, output_price: 1, cache_read_price: 1 }, ['cache_write_price']],
       [
@@ -430,7 +524,16 @@ describe('price book API (real PostgreSQL)', () => {
         'an unknown tier field',
         {
           ...VALID_BODY,
-          tiers: [{ min_context_tokens: 1, input_price: 1, output_price: 1, cache_read_price: 1, cache_write_price: 1, size: 2 }],
+          tiers: [
+            {
+              min_context_tokens: 1,
+              input_price: 1,
+              output_price: 1,
+              cache_read_price: 1,
+              cache_write_price: 1,
+              size: 2,
+            },
+          ],
         },
         ['tiers[0].size'],
       ],
@@ -439,20 +542,38 @@ describe('price book API (real PostgreSQL)', () => {
         {
           ...VALID_BODY,
           tiers: [
-            { min_context_tokens: 1, input_price: 1, output_price: 1, cache_read_price: 1, cache_write_price: 1 },
-            { min_context_tokens: 2, input_price: '1', output_price: 1, cache_read_price: 1, cache_write_price: 1 },
+            {
+              min_context_tokens: 1,
+              input_price: 1,
+              output_price: 1,
+              cache_read_price: 1,
+              cache_write_price: 1,
+            },
+            {
+              min_context_tokens: 2,
+              input_price: '1',
+              output_price: 1,
+              cache_read_price: 1,
+              cache_write_price: 1,
+            },
           ],
         },
         ['tiers[1].input_price'],
       ],
       [
         'a tier without min_context_tokens',
-        { ...VALID_BODY, tiers: [{ input_price: 1, output_price: 1, cache_read_price: 1, cache_write_price: 1 }] },
+        {
+          ...VALID_BODY,
+          tiers: [{ input_price: 1, output_price: 1, cache_read_price: 1, cache_write_price: 1 }],
+        },
         ['tiers[0].min_context_tokens'],
       ],
       [
         'a tier missing a price key',
-        { ...VALID_BODY, tiers: [{ min_context_tokens: 1, input_price: 1, output_price: 1, cache_read_price: 1 }] },
+        {
+          ...VALID_BODY,
+          tiers: [{ min_context_tokens: 1, input_price: 1, output_price: 1, cache_read_price: 1 }],
+        },
         ['tiers[0].cache_write_price'],
       ],
       [
@@ -460,8 +581,20 @@ describe('price book API (real PostgreSQL)', () => {
         {
           ...VALID_BODY,
           tiers: [
-            { min_context_tokens: 100, input_price: 1, output_price: 1, cache_read_price: 1, cache_write_price: 1 },
-            { min_context_tokens: 100, input_price: 2, output_price: 2, cache_read_price: 2, cache_write_price: 2 },
+            {
+              min_context_tokens: 100,
+              input_price: 1,
+              output_price: 1,
+              cache_read_price: 1,
+              cache_write_price: 1,
+            },
+            {
+              min_context_tokens: 100,
+              input_price: 2,
+              output_price: 2,
+              cache_read_price: 2,
+              cache_write_price: 2,
+            },
           ],
         },
         ['tiers[1].min_context_tokens'],
@@ -483,30 +616,58 @@ describe('price book API (real PostgreSQL)', () => {
       ['a JSON array body', [VALID_BODY], ['body']],
     ];
 
-    it.each(bad)('answers 400 for %s, naming the field, and writes nothing', async (_name, body, expected) => {
+    it.each([
+      ['"100"', '100', /^must be null or an integer/],
+      ['1.5', 1.5, /^must be null or an integer/],
+      ['true', true, /^must be null or an integer/],
+      ['-1', -1, /^must not be negative/],
+      ['1e30', 1e30, /^must not exceed 10000000000/],
+      ['10000000001', 10_000_000_001, /^must not exceed 10000000000/],
+      ['undefined (missing)', undefined, /^is required/],
+    ])('explains why input_price %s is refused', async (_name, value, detail) => {
       const res = await api.request<ErrorBody>('PUT', pricePath('anthropic', 'claude-3-haiku'), {
         token: owner.token,
-        body,
+        body: { ...VALID_BODY, input_price: value },
       });
       expect(res.status).toBe(400);
-      expect(fields(res.body)).toEqual(expected);
-      expect(res.body.message).toContain(expected[0]);
-      expect(await auditFor(api, 'anthropic/claude-3-haiku')).toEqual([]);
+      expect(fields(res.body)).toEqual(['input_price']);
+      expect(res.body.validations[0].detail).toMatch(detail);
     });
+
+    it.each(bad)(
+      'answers 400 for %s, naming the field, and writes nothing',
+      async (_name, body, expected) => {
+        const res = await api.request<ErrorBody>('PUT', pricePath('anthropic', 'claude-3-haiku'), {
+          token: owner.token,
+          body,
+        });
+        expect(res.status).toBe(400);
+        expect(fields(res.body)).toEqual(expected);
+        expect(res.body.message).toContain(expected[0]);
+        expect(await auditFor(api, 'anthropic/claude-3-haiku')).toEqual([]);
+      },
+    );
 
     it('answers 400 for malformed JSON, 415 for a non-JSON body and 400 for bad path segments', async () => {
       const path = pricePath('anthropic', 'claude-3-haiku');
-      expect((await api.request('PUT', path, { token: owner.token, rawBody: '{"input_price": ' })).status).toBe(400);
+      expect(
+        (await api.request('PUT', path, { token: owner.token, rawBody: '{"input_price": ' })).status,
+      ).toBe(400);
       const text = await api.request('PUT', path, {
         token: owner.token,
         rawBody: 'input_price=1',
         headers: { 'content-type': 'text/plain' },
       });
       expect(text.status).toBe(415);
-      const provider = await api.request('PUT', pricePath('Anthropic', 'x'), { token: owner.token, body: VALID_BODY });
+      const provider = await api.request('PUT', pricePath('Anthropic', 'x'), {
+        token: owner.token,
+        body: VALID_BODY,
+      });
       expect(provider.status).toBe(400);
       expect(fields(provider.body)).toEqual(['provider']);
-      const model = await api.request('DELETE', pricePath('anthropic', 'm'.repeat(256)), { token: owner.token });
+      const model = await api.request('DELETE', pricePath('anthropic', 'm'.repeat(256)), {
+        token: owner.token,
+      });
       expect(model.status).toBe(400);
       expect(fields(model.body)).toEqual(['model']);
       expect(await auditFor(api, 'anthropic/claude-3-haiku')).toEqual([]);
@@ -515,29 +676,46 @@ describe('price book API (real PostgreSQL)', () => {
     it('accepts the largest price, 10,000,000,000 micros', async () => {
       const res = await api.request<Price>('PUT', pricePath('anthropic', 'claude-3-haiku'), {
         token: owner.token,
-        body: { input_price: 10_000_000_000, output_price: null, cache_read_price: null, cache_write_price: null },
+        body: {
+          input_price: 10_000_000_000,
+          output_price: null,
+          cache_read_price: null,
+          cache_write_price: null,
+        },
       });
       expect(res.status).toBe(200);
       expect(res.body.input_price).toBe(10_000_000_000);
       const [entry] = await auditFor(api, 'anthropic/claude-3-haiku');
-      expect(entry.diff.input_price).toEqual({ before: null, after: { usd: '$10000.00', micros: 10_000_000_000 } });
-      expect((await api.request('DELETE', pricePath('anthropic', 'claude-3-haiku'), { token: owner.token })).status).toBe(
-        204,
-      );
+      expect(entry.diff.input_price).toEqual({
+        before: null,
+        after: { usd: '$10000.00', micros: 10_000_000_000 },
+      });
+      expect(
+        (await api.request('DELETE', pricePath('anthropic', 'claude-3-haiku'), { token: owner.token }))
+          .status,
+      ).toBe(204);
     });
   });
 
   describe('POST /ai/model-prices/sync with NATS disabled', () => {
     it('answers 503 to an owner and 403 to anyone else', async () => {
-      const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, { token: owner.token, body: { source: 'embedded' } });
+      const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, {
+        token: owner.token,
+        body: { source: 'embedded' },
+      });
       expect(res.status).toBe(503);
       expect(res.body.message).toMatch(/NATS is disabled/);
       expect(res.body.request_id).toBe(res.headers.get('x-request-id'));
       for (const who of [plain, auditor, userAdmin]) {
-        const denied = await api.request('POST', `${PRICES}/sync`, { token: who.token, body: { source: 'embedded' } });
+        const denied = await api.request('POST', `${PRICES}/sync`, {
+          token: who.token,
+          body: { source: 'embedded' },
+        });
         expect(denied.status).toBe(403);
       }
-      expect((await api.request('POST', `${PRICES}/sync`, { body: { source: 'embedded' } })).status).toBe(401);
+      expect((await api.request('POST', `${PRICES}/sync`, { body: { source: 'embedded' } })).status).toBe(
+        401,
+      );
     });
 
     it.each([
@@ -613,7 +791,10 @@ describe('POST /ai/model-prices/sync over NATS (real nats-server)', () => {
     const { sub, seen } = responder(() => ({ ok: true, data: {} }));
     await nc.flush();
     try {
-      const res = await api.request('POST', `${PRICES}/sync`, { token: plain.token, body: { source: 'embedded' } });
+      const res = await api.request('POST', `${PRICES}/sync`, {
+        token: plain.token,
+        body: { source: 'embedded' },
+      });
       expect(res.status).toBe(403);
       expect(seen).toHaveLength(0);
     } finally {
@@ -645,7 +826,10 @@ describe('POST /ai/model-prices/sync over NATS (real nats-server)', () => {
     const { sub } = responder(() => ['not', 'an', 'envelope']);
     await nc.flush();
     try {
-      const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, { token: owner.token, body: { source: 'embedded' } });
+      const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, {
+        token: owner.token,
+        body: { source: 'embedded' },
+      });
       expect(res.status).toBe(502);
       expect(res.body.message).toMatch(/unreadable reply/);
     } finally {
@@ -655,7 +839,10 @@ describe('POST /ai/model-prices/sync over NATS (real nats-server)', () => {
 
   it('answers 503 at once when no worker is subscribed (no responders)', async () => {
     const started = Date.now();
-    const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, { token: owner.token, body: { source: 'embedded' } });
+    const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, {
+      token: owner.token,
+      body: { source: 'embedded' },
+    });
     expect(res.status).toBe(503);
     expect(res.body.message).toMatch(/No pricing worker/);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -669,7 +856,10 @@ describe('POST /ai/model-prices/sync over NATS (real nats-server)', () => {
     await nc.flush();
     try {
       const started = Date.now();
-      const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, { token: owner.token, body: { source: 'embedded' } });
+      const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, {
+        token: owner.token,
+        body: { source: 'embedded' },
+      });
       expect(res.status).toBe(503);
       expect(res.body.message).toMatch(/did not answer within 300 ms/);
       expect(seen).toHaveLength(1);

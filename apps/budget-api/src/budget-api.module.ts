@@ -58,7 +58,7 @@ export class BudgetApiModule {
           aiBudgetsEnabled: deps.config.aiBudgetsEnabled,
           maxSpendLimitMicros: deps.config.maxSpendLimitMicros,
           natsEnabled: deps.config.natsEnabled,
-          priceSyncTimeoutMs: 30_000,
+          priceSyncTimeoutMs: deps.config.priceSyncTimeoutMs,
         }),
         ...FEATURE_MODULES,
       ],

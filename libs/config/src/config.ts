@@ -23,6 +23,8 @@ export interface AppConfig {
   priceProviders: string[];
   budgetPeriod: BudgetPeriod;
   unpricedUsage: UnpricedUsage;
+  /** How long POST /ai/model-prices/sync waits for a pricing worker (an aigov addition). */
+  priceSyncTimeoutMs: number;
 }
 
 export const DEFAULT_MODELS_DEV_URL = 'https://models.dev/api.json';
@@ -145,6 +147,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
     }
   }
 
+  let priceSyncTimeoutMs = 30_000;
+  const syncRaw = raw('PRICE_SYNC_TIMEOUT_MS');
+  if (syncRaw !== undefined) {
+    if (!/^\d{1,7}$/.test(syncRaw) || Number(syncRaw) < 1) {
+      fail('PRICE_SYNC_TIMEOUT_MS', `must be a positive integer of milliseconds (got "${syncRaw}")`);
+    } else {
+      priceSyncTimeoutMs = Number(syncRaw);
+    }
+  }
+
   const config: AppConfig = {
     databaseUrl,
     dataDir: path.resolve(raw('DATA_DIR') ?? './.data'),
@@ -166,6 +178,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     priceProviders: providers,
     budgetPeriod: oneOf('BUDGET_PERIOD', ['month', 'week', 'day'] as const, 'month'),
     unpricedUsage: oneOf('UNPRICED_USAGE', ['allow', 'block'] as const, 'allow'),
+    priceSyncTimeoutMs,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

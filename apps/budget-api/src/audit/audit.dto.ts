@@ -5,7 +5,8 @@ import { PageQuery } from '../http/query.dto';
 export const AUDIT_ACTIONS = ['create', 'write', 'delete'] as const;
 
 // RFC 3339 date-time: `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.123+02:00`.
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))$/;
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))$/;
 const RFC3339_RULE = 'must be an RFC 3339 timestamp such as 2024-05-01T00:00:00Z';
 
 /** The instant of an RFC 3339 timestamp, or null when the text is not one (a 30 February included). */

@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { schemasFromValidators } from './openapi-schemas';
 
 const ERROR_SCHEMA = {
   type: 'object',
@@ -46,7 +47,13 @@ export function setupOpenApi(app: NestFastifyApplication): OpenAPIObject {
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key: <id>-<secret>' }, 'bearer')
     .build();
   const doc = SwaggerModule.createDocument(app, config);
-  doc.components = { ...doc.components, schemas: { ...doc.components?.schemas, Error: ERROR_SCHEMA } };
+  const derived = schemasFromValidators();
+  const schemas: Record<string, unknown> = { ...doc.components?.schemas, Error: ERROR_SCHEMA };
+  for (const name of Object.keys(schemas)) if (derived[name]) schemas[name] = derived[name];
+  doc.components = {
+    ...doc.components,
+    schemas: schemas as NonNullable<OpenAPIObject['components']>['schemas'],
+  };
   for (const [path, item] of Object.entries(doc.paths)) {
     if (!path.startsWith('/api/')) continue; // health and metrics: no token, no error envelope
     for (const op of Object.values(item) as { security?: unknown[]; responses?: Record<string, unknown> }[]) {

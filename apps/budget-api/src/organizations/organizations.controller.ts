@@ -9,6 +9,10 @@ import { CreateOrganizationDto, ORG_ROLE_RULE, PutMemberDto, isOrgRole } from '.
 import { OptionalBody, OrganizationRefParam, elementErrors, throwIfInvalid } from './organizations.params';
 import { OrganizationsService } from './organizations.service';
 
+/** A list entry: the member shape without the organization id that the path already names. */
+const listedMember = ({ organization_id: _org, ...member }: ReturnType<typeof organizationMemberResponse>) =>
+  member;
+
 @Controller('api/v2/organizations')
 @Authenticated()
 export class OrganizationsController {
@@ -49,10 +53,7 @@ export class OrganizationsController {
   ) {
     const { members, count } = await this.organizations.listMembers(actor, ref, page(query));
     return {
-      members: members.map((m) => {
-        const { organization_id: _org, ...member } = organizationMemberResponse(m);
-        return member;
-      }),
+      members: members.map((m) => listedMember(organizationMemberResponse(m))),
       count,
     };
   }

@@ -2,7 +2,8 @@ import { Injectable, type PipeTransform } from '@nestjs/common';
 import { DomainError } from '@aigov/errors';
 
 const PROVIDER = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const PROVIDER_RULE = 'must be 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
+const PROVIDER_RULE =
+  'must be 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
 // Control characters (C0, DEL, C1) never belong in a model id; everything else may (`/`, `:`, `@`, ...).
 const CONTROL = /\p{Cc}/u;
 const MODEL_RULE = 'must be 1 to 255 characters without control characters';
@@ -12,7 +13,9 @@ const MODEL_RULE = 'must be 1 to 255 characters without control characters';
 export class ProviderParam implements PipeTransform<string, string> {
   transform(value: string): string {
     if (typeof value === 'string' && PROVIDER.test(value)) return value;
-    throw DomainError.invalid(`Invalid provider: ${PROVIDER_RULE}.`, [{ field: 'provider', detail: PROVIDER_RULE }]);
+    throw DomainError.invalid(`Invalid provider: ${PROVIDER_RULE}.`, [
+      { field: 'provider', detail: PROVIDER_RULE },
+    ]);
   }
 }
 

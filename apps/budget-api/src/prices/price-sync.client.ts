@@ -67,7 +67,11 @@ export class PriceSyncClient {
     } catch {
       reply = undefined;
     }
-    const envelope = (reply ?? {}) as { ok?: unknown; data?: unknown; error?: { code?: unknown; message?: unknown } };
+    const envelope = (reply ?? {}) as {
+      ok?: unknown;
+      data?: unknown;
+      error?: { code?: unknown; message?: unknown };
+    };
     if (envelope.ok === true && typeof envelope.data === 'object' && envelope.data !== null) {
       return envelope.data;
     }
@@ -80,7 +84,13 @@ export class PriceSyncClient {
         `pricing worker error code: ${code}`,
       );
     }
-    this.logger.error({ reply: text.slice(0, 1000), request_id: requestId }, 'pricing.sync reply is no envelope');
-    throw new DomainError('upstream_error', 'Price sync failed: the pricing worker sent an unreadable reply.');
+    this.logger.error(
+      { reply: text.slice(0, 1000), request_id: requestId },
+      'pricing.sync reply is no envelope',
+    );
+    throw new DomainError(
+      'upstream_error',
+      'Price sync failed: the pricing worker sent an unreadable reply.',
+    );
   }
 }

@@ -13,6 +13,7 @@ import { PricesService } from './prices.service';
  * and so that ids up to 255 characters are not cut off by the router's 100-character limit on
  * named parameters.
  */
+const PRICE_PATH = ':provider/*';
 const MODEL = '*';
 
 /** The price book (CONTRACT 2.4). */
@@ -37,7 +38,7 @@ export class PricesController {
     return this.prices.sync(actor, requestId, body.source);
   }
 
-  @Get(':provider/*')
+  @Get(PRICE_PATH)
   async get(
     @CurrentActor() actor: UserActor,
     @Param('provider', ProviderParam) provider: string,
@@ -46,7 +47,7 @@ export class PricesController {
     return priceResponse(await this.prices.get(actor, provider, model));
   }
 
-  @Put(':provider/*')
+  @Put(PRICE_PATH)
   @HttpCode(200)
   async put(
     @CurrentActor() actor: UserActor,
@@ -58,7 +59,7 @@ export class PricesController {
     return priceResponse(await this.prices.putCustom(actor, requestId, provider, model, body));
   }
 
-  @Delete(':provider/*')
+  @Delete(PRICE_PATH)
   @HttpCode(204)
   async delete(
     @CurrentActor() actor: UserActor,

@@ -28,21 +28,20 @@ const PRICE_RULE = `must be null or an integer from 0 to ${MAX_PRICE_MICROS} (mi
 
 /**
  * A price key: required, and either null (unknown) or an integer number of micros per million
- * tokens in range. class-validator runs the decorator applied first (nearest the property) first,
- * so the presence and type checks are applied before the range checks.
+ * tokens in range. class-validator runs the decorator applied first (the one nearest the property)
+ * first, so the presence and type checks are applied before the range checks.
  */
 function Price(): PropertyDecorator {
   return (target: object, key: string | symbol) => {
     const name = String(key);
-    Max(MAX_PRICE_MICROS, { message: `must not exceed ${MAX_PRICE_MICROS} (USD 10,000 per million tokens)` })(
-      target,
-      name,
-    );
-    Min(0, { message: 'must not be negative' })(target, name);
-    IsInt({ message: PRICE_RULE })(target, name);
-    IsDefined({ message: `is required: ${PRICE_RULE}` })(target, name);
     // null is a valid price ("unknown"); undefined (a missing key) is not.
     ValidateIf((o: Record<string, unknown>) => o[name] !== null)(target, name);
+    IsDefined({ message: `is required: ${PRICE_RULE}` })(target, name);
+    IsInt({ message: PRICE_RULE })(target, name);
+    Min(0, { message: 'must not be negative' })(target, name);
+    Max(MAX_PRICE_MICROS, {
+      message: `must not exceed ${MAX_PRICE_MICROS} (USD 10,000 per million tokens)`,
+    })(target, name);
   };
 }
 

@@ -26,7 +26,10 @@ function priceDiff(provider: string, model: string, before: PriceRow | null, aft
   return {
     provider,
     model,
-    input_price: { before: moneyDiff(before?.inputPrice ?? null), after: moneyDiff(after?.inputPrice ?? null) },
+    input_price: {
+      before: moneyDiff(before?.inputPrice ?? null),
+      after: moneyDiff(after?.inputPrice ?? null),
+    },
     output_price: {
       before: moneyDiff(before?.outputPrice ?? null),
       after: moneyDiff(after?.outputPrice ?? null),

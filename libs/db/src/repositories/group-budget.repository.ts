@@ -50,13 +50,18 @@ export class GroupBudgetRepository {
   }
 
   /**
-   * Creates or updates the group's budget. The previous row is read FOR UPDATE first so the
-   * before/after pair written to the audit log is exact under concurrent writers.
+   * Creates or updates the group's budget (inside a transaction). The previous row is read under
+   * a lock first so the before/after pair written to the audit log is exact under concurrent writers.
    */
   async upsert(
     groupId: string,
     spendLimitMicros: bigint,
   ): Promise<{ before: GroupBudget | null; after: GroupBudget }> {
+    // FOR UPDATE cannot lock a row that does not exist yet: a transaction-scoped advisory lock on
+    // the group serializes racing creators, so exactly one of them sees "no budget before".
+    await q(this.db, `SELECT pg_advisory_xact_lock(hashtextextended('group_ai_budgets/' || $1, 0))`, [
+      groupId,
+    ]);
     const before = await q<Row[]>(
       this.db,
       `SELECT ${COLUMNS} FROM group_ai_budgets WHERE group_id = $1 FOR UPDATE`,

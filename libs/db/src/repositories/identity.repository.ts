@@ -167,23 +167,35 @@ export class IdentityRepository {
     userId: string,
     roles: OrgRole[] | null,
   ): Promise<{ before: OrganizationMember | null; after: OrganizationMember }> {
-    const before = await q<{ roles: OrgRole[] }[]>(
+    // Insert first: exactly one of two racing adds creates the row, the other sees a conflict
+    // and takes the update path below with the row locked, so create/write is never doubled.
+    const inserted = await q<{ user_id: string }[]>(
       this.db,
-      `SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE`,
-      [organizationId, userId],
-    );
-    await this.db.query(
       `INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, coalesce($3::text[], '{}'))
-       ON CONFLICT (organization_id, user_id) DO UPDATE
-         SET roles = coalesce($3::text[], organization_members.roles),
-             updated_at = CASE WHEN $3::text[] IS NOT NULL AND $3::text[] IS DISTINCT FROM organization_members.roles
-                               THEN now() ELSE organization_members.updated_at END`,
+       ON CONFLICT (organization_id, user_id) DO NOTHING RETURNING user_id`,
       [organizationId, userId, roles],
     );
+    let before: { roles: OrgRole[] } | null = null;
+    if (inserted.length === 0) {
+      const locked = await q<{ roles: OrgRole[] }[]>(
+        this.db,
+        `SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE`,
+        [organizationId, userId],
+      );
+      before = locked[0] ?? null;
+      if (roles !== null) {
+        await q(
+          this.db,
+          `UPDATE organization_members SET roles = $3::text[],
+                  updated_at = CASE WHEN roles IS DISTINCT FROM $3::text[] THEN now() ELSE updated_at END
+            WHERE organization_id = $1 AND user_id = $2`,
+          [organizationId, userId, roles],
+        );
+      }
+    }
     const after = await this.getOrganizationMember(organizationId, userId);
     if (!after) throw new Error('organization member vanished inside its own transaction');
-    const beforeMember = before[0] ? { ...after, roles: before[0].roles } : null;
-    return { before: beforeMember, after };
+    return { before: before ? { ...after, roles: before.roles } : null, after };
   }
 
   async deleteOrganizationMember(organizationId: string, userId: string): Promise<OrganizationMember | null> {

@@ -185,6 +185,13 @@ export class PriceQueryRepository {
     model: string,
     p: PriceInput,
   ): Promise<{ before: PriceRow | null; after: PriceRow }> {
+    // Serializes writers of this one custom price for the rest of the transaction, so the
+    // before/after pair (and so create vs write in the audit log) is exact even when two PUTs race.
+    await q(
+      this.db,
+      `SELECT pg_advisory_xact_lock(hashtextextended('ai_model_prices/custom/' || $1 || '/' || $2, 0))`,
+      [provider, model],
+    );
     const before = await this.getCustom(provider, model);
     const rows = await q<RawPriceRow[]>(
       this.db,
