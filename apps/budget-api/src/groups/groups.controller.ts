@@ -4,7 +4,7 @@ import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { UuidParam } from '../http/params';
 import { PageQuery, page } from '../http/query.dto';
 import { groupResponse } from '../http/responses';
-import { OrganizationRefParam } from '../organizations/organizations.params';
+import { OrganizationRefParam } from '../http/params';
 import { CreateGroupDto, PatchGroupDto, parseUserLists } from './groups.dto';
 import { GroupsService } from './groups.service';
 

@@ -1,7 +1,7 @@
 import { UUID } from '@aigov/authz';
 import type { FieldValidation } from '@aigov/errors';
 import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength, ValidateIf } from 'class-validator';
-import { elementErrors, throwIfInvalid } from '../organizations/organizations.params';
+import { elementErrors, throwIfInvalid } from '../http/validation.pipe';
 
 // 1..255 code points (the `u` flag counts like char_length), none of them control characters,
 // lone surrogates or line/paragraph separators, and not blank.

@@ -27,3 +27,17 @@ export class UserRefParam implements PipeTransform<string, string> {
     ]);
   }
 }
+
+export const ORGANIZATION_NAME = /^[a-z0-9-]{1,64}$/;
+
+/** `{organization}` path parameter: an id (anything uuid-shaped) or a name. */
+@Injectable()
+export class OrganizationRefParam implements PipeTransform<string, string> {
+  transform(value: string): string {
+    if (UUID.test(value)) return value.toLowerCase();
+    if (ORGANIZATION_NAME.test(value)) return value;
+    throw DomainError.invalid('Invalid organization: must be an organization id or name.', [
+      { field: 'organization', detail: 'must be an organization id or name' },
+    ]);
+  }
+}

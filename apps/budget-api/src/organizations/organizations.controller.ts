@@ -6,7 +6,8 @@ import { UserRefParam } from '../http/params';
 import { PageQuery, page } from '../http/query.dto';
 import { organizationMemberResponse, organizationResponse } from '../http/responses';
 import { CreateOrganizationDto, ORG_ROLE_RULE, PutMemberDto, isOrgRole } from './organizations.dto';
-import { OptionalBody, OrganizationRefParam, elementErrors, throwIfInvalid } from './organizations.params';
+import { OrganizationRefParam } from '../http/params';
+import { OptionalBody, elementErrors, throwIfInvalid } from '../http/validation.pipe';
 import { OrganizationsService } from './organizations.service';
 
 /** A list entry: the member shape without the organization id that the path already names. */

@@ -1,6 +1,6 @@
 import { ORG_ROLES } from '@aigov/db';
 import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength, ValidateIf } from 'class-validator';
-import { ORGANIZATION_NAME } from './organizations.params';
+import { ORGANIZATION_NAME } from '../http/params';
 
 const NAME_RULE = 'must be 1 to 64 lowercase letters, digits or -';
 // A uuid-shaped path value is always an id, so a uuid-shaped name could never be addressed by name.
