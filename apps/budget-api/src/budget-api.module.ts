@@ -12,6 +12,7 @@ import { GroupsModule } from './groups/groups.module';
 import { ErrorFilter } from './http/error.filter';
 import { StrictValidationPipe } from './http/validation.pipe';
 import { OrganizationsModule } from './organizations/organizations.module';
+import { OverridesModule } from './overrides/overrides.module';
 import { PriceBookReadiness } from './price-book-readiness';
 import { PricesModule } from './prices/prices.module';
 import { UsersModule } from './users/users.module';
@@ -29,6 +30,7 @@ export const FEATURE_MODULES = [
   OrganizationsModule,
   GroupsModule,
   BudgetsModule,
+  OverridesModule,
   PricesModule,
   AuditModule,
 ];

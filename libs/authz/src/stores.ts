@@ -4,6 +4,7 @@ import {
   AuditRepository,
   GroupBudgetRepository,
   IdentityRepository,
+  OverrideRepository,
   PriceQueryRepository,
   type ApiKey,
   type AuditEntry,
@@ -22,6 +23,7 @@ import {
   type PriceRow,
   type SiteRole,
   type User,
+  type UserOverride,
   q,
 } from '@aigov/db';
 import { DataSource, type EntityManager } from 'typeorm';
@@ -269,6 +271,10 @@ export class UserStore {
     return { before: u, after };
   }
 
+  async assertCanRead(actor: Actor, u: User): Promise<void> {
+    requireAllowed(actor, 'user.read', await this.subject(u), notFound('User'));
+  }
+
   async assertCanUpdate(actor: Actor, u: User): Promise<void> {
     requireAllowed(actor, 'user.update', await this.subject(u), forbidden('change this user'));
   }
@@ -355,6 +361,61 @@ export class OrganizationStore {
   }
 }
 
+/**
+ * User budget overrides (CONTRACT 2.3, 3): read by whoever may read the user; written only with
+ * site-wide user update AND group update on the attributed group (on a reassignment, on both).
+ */
+export class OverrideStore {
+  constructor(
+    private readonly users: UserStore,
+    private readonly groups: GroupStore,
+    private readonly overrides: OverrideRepository,
+  ) {}
+
+  async getOverride(actor: Actor, user: User): Promise<UserOverride> {
+    await this.users.assertCanRead(actor, user);
+    const o = await this.overrides.get(user.id);
+    if (!o) throw new DomainError('not_found', 'User has no AI budget override.');
+    return o;
+  }
+
+  /**
+   * `user` was found with UserStore.getUser (so the actor can read it) and `group` with
+   * GroupStore.getGroup. Checks the write permissions, then writes; the database rejects a
+   * non-member with the named constraint.
+   */
+  async upsertOverride(
+    actor: Actor,
+    user: User,
+    group: Group,
+    limit: bigint,
+  ): Promise<{ before: UserOverride | null; after: UserOverride; oldGroup: Group | null }> {
+    await this.users.assertCanUpdate(actor, user);
+    requireAllowed(actor, 'group.update', groupSubject(group), forbidden('attribute spend to this group'));
+    const current = await this.overrides.get(user.id);
+    let oldGroup: Group | null = null;
+    if (current && current.groupId !== group.id) {
+      oldGroup = await this.groups.getGroupForUpdate(actor, current.groupId);
+    }
+    const { before, after } = await this.overrides.upsert(user.id, group.id, limit);
+    if (before && before.groupId !== group.id && !oldGroup) {
+      // The override moved between our read and the write (a concurrent request): check that group too.
+      oldGroup = await this.groups.getGroupForUpdate(actor, before.groupId);
+    }
+    return { before, after, oldGroup: oldGroup ?? (before ? group : null) };
+  }
+
+  async deleteOverride(actor: Actor, user: User): Promise<{ before: UserOverride; group: Group }> {
+    const current = await this.overrides.get(user.id);
+    if (!current) throw new DomainError('not_found', 'User has no AI budget override.');
+    await this.users.assertCanUpdate(actor, user);
+    const group = await this.groups.getGroupForUpdate(actor, current.groupId);
+    const before = await this.overrides.delete(user.id);
+    if (!before) throw new DomainError('not_found', 'User has no AI budget override.');
+    return { before, group };
+  }
+}
+
 /** The stores over one database handle; `transaction` gives the same stores inside one. */
 export class Stores {
   readonly groups: GroupStore;
@@ -363,6 +424,7 @@ export class Stores {
   readonly audit: AuditStore;
   readonly users: UserStore;
   readonly organizations: OrganizationStore;
+  readonly overrides: OverrideStore;
 
   constructor(private readonly db: DataSource | EntityManager) {
     const identity = new IdentityRepository(db);
@@ -372,6 +434,7 @@ export class Stores {
     this.audit = new AuditStore(new AuditRepository(db));
     this.users = new UserStore(identity, new ApiKeyRepository(db));
     this.organizations = new OrganizationStore(identity);
+    this.overrides = new OverrideStore(this.users, this.groups, new OverrideRepository(db));
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   GroupMemberEntity,
   OrganizationEntity,
   OrganizationMemberEntity,
+  UserAiBudgetOverrideEntity,
   UserEntity,
 } from './entities/identity.entities';
 
@@ -22,6 +23,7 @@ export const ENTITIES = [
   ApiKeyEntity,
   GroupAiBudgetEntity,
   AuditLogEntity,
+  UserAiBudgetOverrideEntity,
 ];
 
 /** migrations/ sits at the same relative place in the source tree and in dist/. */

@@ -12,3 +12,4 @@ export * from './repositories/group-budget.repository';
 export * from './repositories/identity.repository';
 export * from './repositories/price-book.repository';
 export * from './repositories/types';
+export * from './repositories/override.repository';

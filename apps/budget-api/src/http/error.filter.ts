@@ -6,6 +6,10 @@ import { bodyOf, statusOf, toDomainError } from './error-body';
 
 /** Database errors mapped by constraint name (never by pre-checking). */
 const CONSTRAINT_ERRORS: Record<string, () => DomainError> = {
+  user_ai_budget_overrides_must_be_group_member: () =>
+    DomainError.invalid('User is not a member of the referenced group.', [
+      { field: 'group_id', detail: 'user must be a member of this group' },
+    ]),
   users_username_key: () =>
     new DomainError('conflict', 'A user with this username already exists.', [
       { field: 'username', detail: 'already taken' },

@@ -268,3 +268,31 @@ export class AuditLogEntity {
   @Column({ type: 'text', nullable: true })
   reason!: string | null;
 }
+
+@Entity({ name: 'user_ai_budget_overrides' })
+@Index('user_ai_budget_overrides_group_id_idx', ['groupId'])
+@Check('user_ai_budget_overrides_spend_limit_micros_check', `spend_limit_micros >= 0`)
+export class UserAiBudgetOverrideEntity {
+  @PrimaryColumn({ name: 'user_id', type: 'uuid', primaryKeyConstraintName: 'user_ai_budget_overrides_pkey' })
+  userId!: string;
+
+  @ManyToOne(() => UserEntity, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'user_id', foreignKeyConstraintName: 'user_ai_budget_overrides_user_id_fkey' })
+  user?: UserEntity;
+
+  @Column({ name: 'group_id', type: 'uuid' })
+  groupId!: string;
+
+  @ManyToOne(() => GroupEntity, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'group_id', foreignKeyConstraintName: 'user_ai_budget_overrides_group_id_fkey' })
+  group?: GroupEntity;
+
+  @Column({ name: 'spend_limit_micros', type: 'bigint' })
+  spendLimitMicros!: string;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz', default: () => 'now()' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz', default: () => 'now()' })
+  updatedAt!: Date;
+}
