@@ -1,0 +1,989 @@
+import { randomBytes } from 'node:crypto';
+import { Stores, type Actor } from '@aigov/authz';
+import { createDataSource, type Group } from '@aigov/db';
+import { DomainError } from '@aigov/errors';
+import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import type { DataSource } from 'typeorm';
+import {
+  ACTOR_LABELS,
+  actorOf,
+  destroyDataSource,
+  insertBudget,
+  insertGroup,
+  insertKey,
+  insertPerson,
+  insertPrice,
+  newKeyId,
+  rows,
+  setup,
+  uniqueName,
+  type ActorName,
+  type Person,
+  type World,
+} from './stores.int-spec-helpers';
+
+// Every public store method, called on a real migrated database by an actor CONTRACT section 3
+// permits and by one it forbids. The enumeration test keeps the table complete: a new store, or a
+// new method of one, fails until its allow and deny cases are in CASES.
+
+/** Private TypeScript methods are still on the prototype; they are no part of a store's surface. */
+const NOT_PUBLIC = new Set([
+  'UserStore.subject', // builds the subject of a user check for the public methods
+  'UserStore.lookup', // resolves a user reference before the public methods check it
+]);
+
+/**
+ * Methods that check nothing by design, hence have an allow case and no deny case.
+ * AuditStore.record writes the audit entry of a change that its own store method has already
+ * authorized, in that change's transaction; its cases show the entry always names the caller.
+ */
+const UNCHECKED = new Set(['AuditStore.record']);
+
+/** Methods whose names say they change the database: each of their cases observes the rows. */
+const WRITE = /^(create|update|upsert|delete|add|remove|set|record)/;
+
+/** The store classes the enumeration must at least find (it finds new ones by itself). */
+const KNOWN_STORES = ['GroupStore', 'BudgetStore', 'PriceStore', 'AuditStore', 'UserStore', 'OrganizationStore'];
+
+/**
+ * How a forbidden call ends: `not_found` when the actor cannot read the resource, `forbidden`
+ * when it can read but not change it (CONTRACT section 3), `hidden` for the list methods that
+ * filter rather than refuse (the call succeeds and shows nothing the actor may not read).
+ */
+type Refusal = 'forbidden' | 'not_found' | 'hidden';
+
+/** A named actor of the world, or one that comes with the case's fresh rows. */
+type Who<F> = ActorName | { label: string; actor: (f: F) => Actor };
+
+/**
+ * One call, tried by each `allow` actor (it succeeds, `expect` holds, and for a write the observed
+ * rows changed) and each `deny` actor (it ends as the refusal says, and the rows did not change).
+ * `arrange` runs before every attempt, so writes never see each other's rows.
+ */
+interface Scenario<F, R> {
+  title: string;
+  arrange?: (w: World) => Promise<F>;
+  act: (s: Stores, actor: Actor, f: F, w: World) => Promise<R>;
+  observe?: (f: F, w: World) => Promise<unknown>;
+  expect?: (r: R, f: F, w: World, actor: Actor) => void | Promise<void>;
+  allow?: Who<F>[];
+  deny?: [Who<F>, Refusal][];
+  /** for `hidden` refusals: what the caller got instead */
+  hides?: (r: R, f: F, w: World) => void;
+}
+
+type AnyScenario = Scenario<unknown, unknown>;
+const scenario = <F, R>(s: Scenario<F, R>): AnyScenario => s as unknown as AnyScenario;
+
+const PAGE = { limit: 10_000, offset: 0 };
+const ids = (xs: { id: string }[]): string[] => xs.map((x) => x.id);
+const userIds = (xs: { userId: string }[]): string[] => xs.map((x) => x.userId);
+
+// Fresh rows for writes.
+
+/** A new group of A with one member, and a member of A outside the group. */
+async function freshGroup(w: World, budget?: bigint): Promise<{ g: Group; member: Person; outsider: Person }> {
+  const g = await insertGroup(w.ds, w.orgA.id);
+  const member = await insertPerson(w.ds, { orgs: { [w.orgA.id]: [] }, groups: [g.id] });
+  const outsider = await insertPerson(w.ds, { orgs: { [w.orgA.id]: [] } });
+  if (budget !== undefined) await insertBudget(w.ds, g.id, budget);
+  return { g, member, outsider };
+}
+
+/** A new plain member of A (readable by A's organization admins and auditors). */
+async function freshMemberOfA(w: World): Promise<{ p: Person }> {
+  return { p: await insertPerson(w.ds, { orgs: { [w.orgA.id]: [] } }) };
+}
+
+const groupMember = { label: 'a member of the group', actor: (f: { member: Person }) => f.member.actor };
+const self = { label: 'the user themself', actor: (f: { p: Person }) => f.p.actor };
+
+const groupRow = (f: { g: Group }, w: World) =>
+  rows(w.ds, 'SELECT name, display_name FROM groups WHERE id = $1', [f.g.id]);
+const groupMembersRows = (f: { g: Group }, w: World) =>
+  rows(w.ds, 'SELECT user_id FROM group_members WHERE group_id = $1 ORDER BY user_id', [f.g.id]);
+const budgetRow = (f: { g: Group }, w: World) =>
+  rows(w.ds, 'SELECT spend_limit_micros::text AS limit FROM group_ai_budgets WHERE group_id = $1', [f.g.id]);
+const userRow = (f: { p: Person }, w: World) =>
+  rows(w.ds, 'SELECT id, roles FROM users WHERE id = $1', [f.p.user.id]);
+const keyRows = (f: { p: Person }, w: World) =>
+  rows(w.ds, 'SELECT id FROM api_keys WHERE user_id = $1 ORDER BY id', [f.p.user.id]);
+const membershipRow = (f: { p: Person }, w: World) =>
+  rows(w.ds, 'SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2', [
+    w.orgA.id,
+    f.p.user.id,
+  ]);
+const priceRows = (f: { model: string }, w: World) =>
+  rows(
+    w.ds,
+    'SELECT source, input_price::text AS input FROM ai_model_prices WHERE provider = $1 AND model = $2 ORDER BY source',
+    [w.provider, f.model],
+  );
+const auditRows = (f: { id: string }, w: World) =>
+  rows(w.ds, 'SELECT actor, actor_id FROM audit_logs WHERE resource_id = $1', [f.id]);
+
+/** The actor and actor_id columns an entry recorded by `a` must carry. */
+const recordedAs = (a: Actor) =>
+  a.kind === 'user' ? { actor: a.username, actor_id: a.id } : { actor: a.name, actor_id: null };
+
+const CASES: Record<string, AnyScenario[]> = {
+  // GroupStore
+
+  'GroupStore.getGroup': [
+    scenario({
+      title: 'group A1',
+      act: (s, a, _f, w) => s.groups.getGroup(a, w.groupA1.id),
+      expect: (g, _f, w) => expect(g.id).toBe(w.groupA1.id),
+      allow: ['groupMember', 'orgAdminA', 'orgUserAdminA', 'orgAuditorA', 'owner', 'userAdmin', 'auditor'],
+      deny: [
+        ['orgMember', 'not_found'],
+        ['memberB', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['gateway', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+    scenario({
+      title: "A's Everyone group",
+      act: (s, a, _f, w) => s.groups.getGroup(a, w.everyoneA.id),
+      expect: (g, _f, w) => expect(g.id).toBe(w.orgA.id),
+      allow: ['orgMember'],
+      deny: [
+        ['memberB', 'not_found'],
+        ['membershipListener', 'not_found'],
+      ],
+    }),
+  ],
+
+  'GroupStore.getGroupForUpdate': [
+    scenario({
+      title: 'group A1',
+      act: (s, a, _f, w) => s.groups.getGroupForUpdate(a, w.groupA1.id),
+      expect: (g, _f, w) => expect(g.id).toBe(w.groupA1.id),
+      allow: ['orgAdminA', 'orgUserAdminA', 'owner', 'userAdmin'],
+      deny: [
+        ['groupMember', 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['orgMember', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+  ],
+
+  'GroupStore.listGroupMembers': [
+    scenario({
+      title: 'group A1',
+      act: (s, a, _f, w) => s.groups.listGroupMembers(a, w.groupA1),
+      expect: (m, _f, w) => expect(userIds(m)).toEqual([w.people.groupMember.user.id]),
+      allow: ['groupMember', 'orgAuditorA', 'auditor'],
+      deny: [
+        ['orgMember', 'not_found'],
+        ['memberB', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+    scenario({
+      title: "A's Everyone group (the organization's members)",
+      act: (s, a, _f, w) => s.groups.listGroupMembers(a, w.everyoneA),
+      expect: (m, _f, w) => {
+        const { orgMember, groupMember, orgAdminA, memberB } = w.people;
+        expect(userIds(m)).toEqual(
+          expect.arrayContaining([orgMember.user.id, groupMember.user.id, orgAdminA.user.id]),
+        );
+        expect(userIds(m)).not.toContain(memberB.user.id);
+      },
+      allow: ['orgMember'],
+      deny: [['memberB', 'not_found']],
+    }),
+  ],
+
+  'GroupStore.listGroups': [
+    scenario({
+      title: "A's groups, by A's readers",
+      act: (s, a, _f, w) => s.groups.listGroups(a, w.orgA, PAGE),
+      expect: (r, _f, w) =>
+        expect(ids(r.groups)).toEqual(expect.arrayContaining([w.everyoneA.id, w.groupA1.id, w.groupA2.id])),
+      allow: ['orgAdminA', 'orgAuditorA', 'auditor', 'owner'],
+    }),
+    scenario({
+      title: "A's groups, by plain members",
+      act: (s, a, _f, w) => s.groups.listGroups(a, w.orgA, PAGE),
+      expect: (r, _f, w) => expect(ids(r.groups)).toEqual([w.everyoneA.id, w.groupA1.id].sort(byRank(w))),
+      allow: ['groupMember'],
+      deny: [['orgMember', 'hidden']],
+      hides: (r, _f, w) => expect(r).toEqual({ groups: [w.everyoneA], count: 1 }),
+    }),
+    scenario({
+      title: "A's groups, by outsiders",
+      act: (s, a, _f, w) => s.groups.listGroups(a, w.orgA, PAGE),
+      deny: [
+        ['memberB', 'hidden'],
+        ['orgAdminB', 'hidden'],
+        ['pricingWorker', 'hidden'],
+      ],
+      hides: (r) => expect(r).toEqual({ groups: [], count: 0 }),
+    }),
+  ],
+
+  'GroupStore.createGroup': [
+    scenario({
+      title: 'in A',
+      arrange: async () => ({ name: uniqueName('team') }),
+      act: (s, a, f, w) => s.groups.createGroup(a, w.orgA, f.name, 'Team'),
+      observe: (f, w) =>
+        rows(w.ds, 'SELECT id FROM groups WHERE organization_id = $1 AND name = $2', [w.orgA.id, f.name]),
+      expect: (g, f, w) => expect(g).toMatchObject({ organizationId: w.orgA.id, name: f.name }),
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
+      deny: [
+        ['orgAuditorA', 'forbidden'],
+        ['groupMember', 'forbidden'],
+        ['orgMember', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'GroupStore.updateGroup': [
+    scenario({
+      title: 'a group of A',
+      arrange: (w) => freshGroup(w),
+      act: (s, a, f) => s.groups.updateGroup(a, f.g, { displayName: 'Renamed' }),
+      observe: groupRow,
+      expect: (g) => expect(g.displayName).toBe('Renamed'),
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'GroupStore.addGroupMembers': [
+    scenario({
+      title: 'a member of A to a group of A',
+      arrange: (w) => freshGroup(w),
+      act: (s, a, f) => s.groups.addGroupMembers(a, f.g, [f.outsider.user.id]),
+      observe: groupMembersRows,
+      expect: (added, f) => expect(added).toEqual([f.outsider.user.id]),
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'GroupStore.removeGroupMembers': [
+    scenario({
+      title: 'the member of a group of A',
+      arrange: (w) => freshGroup(w),
+      act: (s, a, f) => s.groups.removeGroupMembers(a, f.g, [f.member.user.id]),
+      observe: groupMembersRows,
+      expect: (removed, f) => expect(removed).toEqual([f.member.user.id]),
+      allow: ['orgUserAdminA', 'owner'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'GroupStore.deleteGroup': [
+    scenario({
+      title: 'a group of A',
+      arrange: (w) => freshGroup(w),
+      act: (s, a, f) => s.groups.deleteGroup(a, f.g),
+      observe: groupRow,
+      allow: ['orgAdminA', 'owner'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'GroupStore.organizationMemberIds': [
+    scenario({
+      title: 'of group A1',
+      act: (s, a, _f, w) =>
+        s.groups.organizationMemberIds(a, w.groupA1, [w.people.orgMember.user.id, w.people.memberB.user.id]),
+      expect: (found, _f, w) => expect([...found]).toEqual([w.people.orgMember.user.id]),
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin'],
+      deny: [
+        ['groupMember', 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  // BudgetStore
+
+  'BudgetStore.getGroupBudget': [
+    scenario({
+      title: "group A1's",
+      act: (s, a, _f, w) => s.budgets.getGroupBudget(a, w.groupA1.id),
+      expect: (b, _f, w) => expect(b.spendLimitMicros).toBe(w.budgetMicros),
+      allow: ['groupMember', 'orgAuditorA', 'auditor', 'owner'],
+      deny: [
+        ['orgMember', 'not_found'],
+        ['memberB', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['gateway', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+  ],
+
+  'BudgetStore.upsertGroupBudget': [
+    scenario({
+      title: 'creates one for a group of A',
+      arrange: (w) => freshGroup(w),
+      act: (s, a, f) => s.budgets.upsertGroupBudget(a, f.g.id, 7_000_000n),
+      observe: budgetRow,
+      expect: (r) => {
+        expect(r.before).toBeNull();
+        expect(r.after.spendLimitMicros).toBe(7_000_000n);
+      },
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['gateway', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['pricingWorker', 'not_found'],
+        ['membershipListener', 'not_found'],
+      ],
+    }),
+    scenario({
+      title: 'changes the one of a group of A',
+      arrange: (w) => freshGroup(w, 1_000_000n),
+      act: (s, a, f) => s.budgets.upsertGroupBudget(a, f.g.id, 7_000_000n),
+      observe: budgetRow,
+      expect: (r) => expect(r.before?.spendLimitMicros).toBe(1_000_000n),
+      allow: ['orgAdminA'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+  ],
+
+  'BudgetStore.deleteGroupBudget': [
+    scenario({
+      title: "a group of A's",
+      arrange: (w) => freshGroup(w, 1_000_000n),
+      act: (s, a, f) => s.budgets.deleteGroupBudget(a, f.g.id),
+      observe: budgetRow,
+      expect: (r) => expect(r.before.spendLimitMicros).toBe(1_000_000n),
+      allow: ['orgUserAdminA', 'userAdmin'],
+      deny: [
+        [groupMember, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+  ],
+
+  // PriceStore
+
+  'PriceStore.listPrices': [
+    scenario({
+      title: "the test provider's",
+      act: (s, a, _f, w) => s.prices.listPrices(a, { provider: w.provider }, PAGE),
+      expect: (r) => expect(r.count).toBe(3),
+      allow: ['memberB', 'gateway', 'owner', 'pricingWorker'],
+      deny: [
+        ['membershipListener', 'forbidden'],
+        ['database', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'PriceStore.getEffectivePrice': [
+    scenario({
+      title: 'a model with a custom price',
+      act: (s, a, _f, w) => s.prices.getEffectivePrice(a, w.provider, 'm1'),
+      expect: (p) => expect(p).toMatchObject({ source: 'custom', inputPrice: 2000n }),
+      allow: ['groupMember', 'pricingWorker'],
+      deny: [
+        ['membershipListener', 'forbidden'],
+        ['database', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'PriceStore.upsertCustomPrice': [
+    scenario({
+      title: 'over a default price',
+      arrange: async (w) => {
+        const model = uniqueName('model');
+        await insertPrice(w.ds, { provider: w.provider, model, source: 'default', input: 10 });
+        return { model };
+      },
+      act: (s, a, f, w) =>
+        s.prices.upsertCustomPrice(a, w.provider, f.model, {
+          inputPrice: 5n,
+          outputPrice: 6n,
+          cacheReadPrice: null,
+          cacheWritePrice: null,
+          tiers: null,
+        }),
+      observe: priceRows,
+      expect: (r) => expect(r.after).toMatchObject({ source: 'custom', inputPrice: 5n }),
+      allow: ['owner'],
+      deny: [
+        ['userAdmin', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['gateway', 'forbidden'],
+        ['pricingWorker', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'PriceStore.deleteCustomPrice': [
+    scenario({
+      title: 'a custom price',
+      arrange: async (w) => {
+        const model = uniqueName('model');
+        await insertPrice(w.ds, { provider: w.provider, model, source: 'custom', input: 10 });
+        return { model };
+      },
+      act: (s, a, f, w) => s.prices.deleteCustomPrice(a, w.provider, f.model),
+      observe: priceRows,
+      expect: (p) => expect(p.source).toBe('custom'),
+      allow: ['owner'],
+      deny: [
+        ['userAdmin', 'forbidden'],
+        ['pricingWorker', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'PriceStore.assertCanSync': [
+    scenario({
+      title: 'asking for a price sync',
+      act: async (s, a) => s.prices.assertCanSync(a),
+      allow: ['owner'],
+      deny: [
+        ['userAdmin', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['pricingWorker', 'forbidden'],
+      ],
+    }),
+  ],
+
+  // AuditStore
+
+  'AuditStore.list': [
+    scenario({
+      title: 'entries of a resource type',
+      act: (s, a, _f, w) => s.audit.list(a, { resourceType: w.auditResourceType }, PAGE),
+      expect: (r) => expect(r.count).toBe(1),
+      allow: ['owner', 'auditor'],
+      deny: [
+        ['userAdmin', 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['groupMember', 'forbidden'],
+        ['pricingWorker', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'AuditStore.record': [
+    scenario({
+      title: 'an entry, naming the caller',
+      arrange: async () => ({ id: uniqueName('resource') }),
+      act: (s, a, f) =>
+        s.audit.record(a, {
+          action: 'create',
+          resourceType: 'test',
+          resourceId: f.id,
+          organizationId: null,
+          diff: {},
+          requestId: null,
+        }),
+      observe: auditRows,
+      expect: async (_r, f, w, a) => expect(await auditRows(f, w)).toEqual([recordedAs(a)]),
+      allow: ['groupMember', 'pricingWorker'],
+    }),
+    scenario({
+      title: 'an entry whose input claims another actor, naming the caller',
+      arrange: async () => ({ id: uniqueName('resource') }),
+      act: (s, a, f, w) => {
+        const forged = {
+          action: 'create' as const,
+          resourceType: 'test',
+          resourceId: f.id,
+          organizationId: null,
+          diff: {},
+          requestId: null,
+          actor: w.people.owner.user.username,
+          actorId: w.people.owner.user.id,
+        };
+        return s.audit.record(a, forged);
+      },
+      observe: auditRows,
+      expect: async (_r, f, w, a) => expect(await auditRows(f, w)).toEqual([recordedAs(a)]),
+      allow: ['orgMember'],
+    }),
+  ],
+
+  // UserStore
+
+  'UserStore.getUser': [
+    scenario({
+      title: 'by username',
+      act: (s, a, _f, w) => s.users.getUser(a, w.people.groupMember.user.username),
+      expect: (u, _f, w) => expect(u.id).toBe(w.people.groupMember.user.id),
+      allow: ['groupMember', 'orgAdminA', 'orgUserAdminA', 'orgAuditorA', 'owner', 'userAdmin', 'auditor'],
+      deny: [
+        ['orgMember', 'not_found'],
+        ['memberB', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['gateway', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+    scenario({
+      title: 'by id in upper case',
+      act: (s, a, _f, w) => s.users.getUser(a, w.people.memberB.user.id.toUpperCase()),
+      expect: (u, _f, w) => expect(u.id).toBe(w.people.memberB.user.id),
+      allow: ['orgAdminB', 'auditor'],
+      deny: [['orgAdminA', 'not_found']],
+    }),
+    scenario({
+      title: "'me'",
+      act: (s, a) => s.users.getUser(a, 'me'),
+      expect: (u, _f, _w, a) => expect(a.kind === 'user' && u.id === a.id).toBe(true),
+      allow: ['orgMember', 'gateway'],
+      deny: [['pricingWorker', 'not_found']],
+    }),
+  ],
+
+  'UserStore.findUserForMembership': [
+    scenario({
+      title: 'a user the caller cannot read, for membership of A',
+      act: (s, a, _f, w) => s.users.findUserForMembership(a, w.orgA, w.people.memberB.user.username),
+      expect: (u, _f, w) => expect(u.id).toBe(w.people.memberB.user.id),
+      allow: ['orgUserAdminA', 'orgAdminA', 'userAdmin'],
+      deny: [
+        ['orgAuditorA', 'forbidden'],
+        ['groupMember', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.listUsers': [
+    scenario({
+      title: 'everyone',
+      act: (s, a) => s.users.listUsers(a, null, PAGE),
+      expect: (r, _f, w) =>
+        expect(ids(r.users)).toEqual(
+          expect.arrayContaining(Object.values(w.people).map((p) => p.user.id)),
+        ),
+      allow: ['owner', 'userAdmin', 'auditor'],
+      deny: [
+        ['orgAdminA', 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['groupMember', 'forbidden'],
+        ['pricingWorker', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.createUser': [
+    scenario({
+      title: 'without site roles',
+      arrange: async () => ({ username: uniqueName('new') }),
+      act: (s, a, f) =>
+        s.users.createUser(a, { username: f.username, email: `${f.username}@example.test`, name: null, roles: [] }),
+      observe: (f, w) => rows(w.ds, 'SELECT username, roles FROM users WHERE username = $1', [f.username]),
+      expect: (u, f) => expect(u).toMatchObject({ username: f.username, roles: [] }),
+      allow: ['userAdmin', 'owner'],
+      deny: [
+        ['orgAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['groupMember', 'forbidden'],
+        ['membershipListener', 'forbidden'],
+      ],
+    }),
+    scenario({
+      title: 'with site roles',
+      arrange: async () => ({ username: uniqueName('new') }),
+      act: (s, a, f) =>
+        s.users.createUser(a, {
+          username: f.username,
+          email: `${f.username}@example.test`,
+          name: null,
+          roles: ['auditor'],
+        }),
+      observe: (f, w) => rows(w.ds, 'SELECT username, roles FROM users WHERE username = $1', [f.username]),
+      expect: (u) => expect(u.roles).toEqual(['auditor']),
+      allow: ['owner'],
+      deny: [['userAdmin', 'forbidden']],
+    }),
+  ],
+
+  'UserStore.deleteUser': [
+    scenario({
+      title: 'a member of A',
+      arrange: freshMemberOfA,
+      act: (s, a, f) => s.users.deleteUser(a, f.p.user),
+      observe: userRow,
+      allow: ['userAdmin', 'owner'],
+      deny: [
+        [self, 'forbidden'],
+        ['orgAdminA', 'forbidden'],
+        ['orgUserAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.setRoles': [
+    scenario({
+      title: 'of a member of A',
+      arrange: freshMemberOfA,
+      act: (s, a, f) => s.users.setRoles(a, f.p.user, ['auditor']),
+      observe: userRow,
+      expect: (r) => expect(r.after.roles).toEqual(['auditor']),
+      allow: ['owner'],
+      deny: [
+        [self, 'forbidden'],
+        ['userAdmin', 'forbidden'],
+        ['orgAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.assertCanUpdate': [
+    scenario({
+      title: 'the member of group A1',
+      act: (s, a, _f, w) => s.users.assertCanUpdate(a, w.people.groupMember.user),
+      allow: ['userAdmin', 'owner'],
+      deny: [
+        ['groupMember', 'forbidden'],
+        ['orgAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.createKey': [
+    scenario({
+      title: 'for a member of A',
+      arrange: freshMemberOfA,
+      act: (s, a, f) =>
+        s.users.createKey(a, f.p.user, {
+          id: newKeyId(),
+          name: 'k',
+          secretHash: randomBytes(32),
+          expiresAt: null,
+        }),
+      observe: keyRows,
+      expect: (k, f) => expect(k.userId).toBe(f.p.user.id),
+      allow: [self, 'userAdmin', 'owner'],
+      deny: [
+        ['orgAdminA', 'forbidden'],
+        ['orgUserAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.listKeys': [
+    scenario({
+      title: 'of the member of group A1',
+      act: (s, a, _f, w) => s.users.listKeys(a, w.people.groupMember.user),
+      expect: (keys, _f, w) => expect(ids(keys)).toEqual([w.memberKeyId]),
+      allow: ['groupMember', 'userAdmin', 'owner'],
+      deny: [
+        ['orgUserAdminA', 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'UserStore.deleteKey': [
+    scenario({
+      title: 'of a member of A',
+      arrange: async (w) => {
+        const { p } = await freshMemberOfA(w);
+        return { p, keyId: await insertKey(w.ds, p.user.id) };
+      },
+      act: (s, a, f) => s.users.deleteKey(a, f.p.user, f.keyId),
+      observe: keyRows,
+      expect: (k, f) => expect(k.id).toBe(f.keyId),
+      allow: [self, 'userAdmin'],
+      deny: [
+        ['orgAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+
+  // OrganizationStore
+
+  'OrganizationStore.getOrganization': [
+    scenario({
+      title: 'A by name',
+      act: (s, a, _f, w) => s.organizations.getOrganization(a, w.orgA.name),
+      expect: (o, _f, w) => expect(o.id).toBe(w.orgA.id),
+      allow: ['orgMember', 'groupMember', 'orgAuditorA', 'auditor', 'userAdmin', 'owner'],
+      deny: [
+        ['memberB', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['gateway', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+    scenario({
+      title: 'B by id in upper case',
+      act: (s, a, _f, w) => s.organizations.getOrganization(a, w.orgB.id.toUpperCase()),
+      expect: (o, _f, w) => expect(o.id).toBe(w.orgB.id),
+      allow: ['memberB', 'auditor'],
+      deny: [['orgAdminA', 'not_found']],
+    }),
+  ],
+
+  'OrganizationStore.listOrganizations': [
+    scenario({
+      title: 'by a member: theirs',
+      act: (s, a) => s.organizations.listOrganizations(a, PAGE),
+      expect: (r, _f, w) => expect(ids(r.organizations)).toEqual([w.orgB.id]),
+      allow: ['memberB', 'orgAdminB'],
+    }),
+    scenario({
+      title: 'by site readers: all',
+      act: (s, a) => s.organizations.listOrganizations(a, PAGE),
+      expect: (r, _f, w) => expect(ids(r.organizations)).toEqual(expect.arrayContaining([w.orgA.id, w.orgB.id])),
+      allow: ['auditor', 'userAdmin', 'owner'],
+      deny: [
+        ['pricingWorker', 'forbidden'],
+        ['membershipListener', 'forbidden'],
+      ],
+    }),
+    scenario({
+      title: 'by a user in no organization',
+      act: (s, a) => s.organizations.listOrganizations(a, PAGE),
+      deny: [['gateway', 'hidden']],
+      hides: (r) => expect(r).toEqual({ organizations: [], count: 0 }),
+    }),
+  ],
+
+  'OrganizationStore.createOrganization': [
+    scenario({
+      title: 'with its Everyone group',
+      arrange: async () => ({ name: uniqueName('org') }),
+      act: (s, a, f) => s.organizations.createOrganization(a, f.name, null),
+      observe: (f, w) =>
+        rows(
+          w.ds,
+          'SELECT o.name, g.name AS everyone FROM organizations o LEFT JOIN groups g ON g.id = o.id WHERE o.name = $1',
+          [f.name],
+        ),
+      expect: (o, f) => expect(o.name).toBe(f.name),
+      allow: ['owner'],
+      deny: [
+        ['userAdmin', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['orgAdminA', 'forbidden'],
+        ['pricingWorker', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'OrganizationStore.listMembers': [
+    scenario({
+      title: 'of A',
+      act: (s, a, _f, w) => s.organizations.listMembers(a, w.orgA, PAGE),
+      expect: (r, _f, w) => {
+        const { orgMember, groupMember, orgAdminA, memberB } = w.people;
+        expect(userIds(r.members)).toEqual(
+          expect.arrayContaining([orgMember.user.id, groupMember.user.id, orgAdminA.user.id]),
+        );
+        expect(userIds(r.members)).not.toContain(memberB.user.id);
+      },
+      allow: ['orgMember', 'orgAuditorA', 'auditor', 'userAdmin'],
+      deny: [
+        ['memberB', 'not_found'],
+        ['orgAdminB', 'not_found'],
+        ['gateway', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+  ],
+
+  'OrganizationStore.upsertMember': [
+    scenario({
+      title: 'adds a user to A',
+      arrange: async (w) => ({ p: await insertPerson(w.ds) }),
+      act: (s, a, f, w) => s.organizations.upsertMember(a, w.orgA, f.p.user, ['organization-auditor']),
+      observe: membershipRow,
+      expect: (r) => {
+        expect(r.before).toBeNull();
+        expect(r.after.roles).toEqual(['organization-auditor']);
+      },
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
+      deny: [
+        ['orgAuditorA', 'forbidden'],
+        ['groupMember', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+    scenario({
+      title: "changes a member's roles in A",
+      arrange: freshMemberOfA,
+      act: (s, a, f, w) => s.organizations.upsertMember(a, w.orgA, f.p.user, ['organization-admin']),
+      observe: membershipRow,
+      expect: (r) => expect(r.before?.roles).toEqual([]),
+      allow: ['orgUserAdminA'],
+      deny: [
+        [self, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+      ],
+    }),
+  ],
+
+  'OrganizationStore.removeMember': [
+    scenario({
+      title: 'a member of A',
+      arrange: freshMemberOfA,
+      act: (s, a, f, w) => s.organizations.removeMember(a, w.orgA, f.p.user),
+      observe: membershipRow,
+      expect: (m, f) => expect(m.userId).toBe(f.p.user.id),
+      allow: ['orgAdminA', 'userAdmin'],
+      deny: [
+        [self, 'forbidden'],
+        ['orgAuditorA', 'forbidden'],
+        ['auditor', 'forbidden'],
+      ],
+    }),
+  ],
+};
+
+/** listGroups puts the Everyone group first, then the others by name. */
+function byRank(w: World) {
+  const name = (id: string) => (id === w.everyoneA.id ? '' : id === w.groupA1.id ? w.groupA1.name : w.groupA2.name);
+  return (a: string, b: string) => name(a).localeCompare(name(b));
+}
+
+const label = (who: Who<unknown>): string => (typeof who === 'string' ? ACTOR_LABELS[who] : who.label);
+
+/** Every `Store.method` the Stores instance exposes, found from its own properties. */
+function storeSurface(stores: Stores): { classes: string[]; methods: string[]; all: string[] } {
+  const classes: string[] = [];
+  const methods: string[] = [];
+  const all: string[] = [];
+  for (const value of Object.values(stores) as unknown[]) {
+    if (typeof value !== 'object' || value === null) continue;
+    const proto = Object.getPrototypeOf(value) as object;
+    const cls = (proto.constructor as { name: string }).name;
+    if (!cls.endsWith('Store')) continue; // e.g. the database handle
+    classes.push(cls);
+    for (const m of Object.getOwnPropertyNames(proto)) {
+      if (m === 'constructor' || typeof Object.getOwnPropertyDescriptor(proto, m)?.value !== 'function') continue;
+      all.push(`${cls}.${m}`);
+      if (!NOT_PUBLIC.has(`${cls}.${m}`)) methods.push(`${cls}.${m}`);
+    }
+  }
+  return { classes, methods, all };
+}
+
+describe('stores (CONTRACT section 3) on a real database', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let stores: Stores;
+  let w: World;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.url, poolSize: 2, applicationName: 'aigov-stores-test' });
+    await ds.initialize();
+    stores = new Stores(ds);
+    w = await setup(ds);
+  });
+
+  afterAll(async () => {
+    if (ds) await destroyDataSource(ds);
+    await db?.drop();
+  });
+
+  /** Runs one attempt of a scenario; `refusal` null: the actor is allowed. */
+  async function attempt(s: AnyScenario, who: Who<unknown>, refusal: Refusal | null): Promise<void> {
+    const f = s.arrange ? await s.arrange(w) : undefined;
+    const actor = typeof who === 'string' ? actorOf(w, who) : who.actor(f);
+    const before = s.observe ? await s.observe(f, w) : undefined;
+    const outcome = await s.act(stores, actor, f, w).then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    const after = s.observe ? await s.observe(f, w) : undefined;
+
+    if (refusal === null || refusal === 'hidden') {
+      if (!outcome.ok) throw outcome.error;
+      if (refusal === null) await s.expect?.(outcome.value, f, w, actor);
+      else s.hides?.(outcome.value, f, w);
+      if (s.observe && refusal === null) expect(after).not.toEqual(before);
+      return;
+    }
+    if (outcome.ok) throw new Error(`expected ${refusal}, but the call succeeded`);
+    expect(outcome.error).toBeInstanceOf(DomainError);
+    expect((outcome.error as DomainError).code).toBe(refusal);
+    if (s.observe) expect(after).toEqual(before);
+  }
+
+  describe('the case table', () => {
+    it('finds the stores from the Stores instance', () => {
+      expect(storeSurface(stores).classes).toEqual(expect.arrayContaining(KNOWN_STORES));
+    });
+
+    it('has an allow and a deny case for every public store method, and no case for a missing one', () => {
+      const { methods, all } = storeSurface(stores);
+      const has = (m: string, kind: 'allow' | 'deny') =>
+        (CASES[m] ?? []).some((s) => (s[kind]?.length ?? 0) > 0);
+      expect({
+        missingAllow: methods.filter((m) => !has(m, 'allow')),
+        missingDeny: methods.filter((m) => !UNCHECKED.has(m) && !has(m, 'deny')),
+        staleCases: Object.keys(CASES).filter((m) => !methods.includes(m)),
+        staleNotPublic: [...NOT_PUBLIC].filter((m) => !all.includes(m)),
+        staleUnchecked: [...UNCHECKED].filter((m) => !methods.includes(m) || has(m, 'deny')),
+      }).toEqual({ missingAllow: [], missingDeny: [], staleCases: [], staleNotPublic: [], staleUnchecked: [] });
+    });
+
+    it('observes the database in every case of a write, and says what a hidden refusal shows', () => {
+      const bad: string[] = [];
+      for (const [m, scenarios] of Object.entries(CASES)) {
+        for (const s of scenarios) {
+          if (WRITE.test(m.split('.')[1]) && !s.observe) bad.push(`${m} (${s.title}): no observe`);
+          if (s.deny?.some(([, r]) => r === 'hidden') && !s.hides) bad.push(`${m} (${s.title}): no hides`);
+        }
+      }
+      expect(bad).toEqual([]);
+    });
+  });
+
+  for (const [method, scenarios] of Object.entries(CASES)) {
+    describe(method, () => {
+      for (const s of scenarios) {
+        for (const who of s.allow ?? []) {
+          it(`${s.title}: allows ${label(who)}`, () => attempt(s, who, null));
+        }
+        for (const [who, refusal] of s.deny ?? []) {
+          const how = refusal === 'hidden' ? 'shows nothing to' : `refuses (${refusal})`;
+          it(`${s.title}: ${how} ${label(who)}`, () => attempt(s, who, refusal));
+        }
+      }
+    });
+  }
+});
