@@ -180,7 +180,14 @@ async function main(): Promise<void> {
     const env = childEnvironment({ DATABASE_URL: databaseUrl, NATS_ENABLED: String(nats.enabled) });
     for (const app of APPS) {
       const main = path.join(ROOT, 'dist', 'apps', app.name, 'src', 'main.js');
-      const child = spawn(process.execPath, ['-r', path.join(ROOT, 'scripts', 'register-paths.js'), main], {
+      // FSTWRN004: the API replaces Nest's Fastify error handler on purpose (see http/setup.ts).
+      const args = [
+        '--disable-warning=FSTWRN004',
+        '-r',
+        path.join(ROOT, 'scripts', 'register-paths.js'),
+        main,
+      ];
+      const child = spawn(process.execPath, args, {
         env,
         stdio: ['ignore', 'inherit', 'inherit'],
       });

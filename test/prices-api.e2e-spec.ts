@@ -519,7 +519,8 @@ describe('price book API (real PostgreSQL)', () => {
       ],
       ['an unknown field', { ...VALID_BODY, currency: 'USD' }, ['currency']],
       ['tiers that are not a list', { ...VALID_BODY, tiers: { min_context_tokens: 1 } }, ['tiers']],
-      ['a tier that is not an object', { ...VALID_BODY, tiers: [5] }, ['tiers[0]']],
+      // class-validator's `each` check names the array itself
+      ['a tier that is not an object', { ...VALID_BODY, tiers: [5] }, ['tiers']],
       [
         'an unknown tier field',
         {

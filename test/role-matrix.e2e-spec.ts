@@ -63,7 +63,12 @@ const EVERYONE_LIMIT = 5_000;
 const ORIGINAL_DISPLAY_NAME = 'Group G';
 const PRICE_PROVIDER = 'openai';
 const PRICE_MODEL = 'role-matrix-model';
-const PRICE_BODY = { input_price: 1_000_000, output_price: 2_000_000, cache_read_price: null, cache_write_price: 0 };
+const PRICE_BODY = {
+  input_price: 1_000_000,
+  output_price: 2_000_000,
+  cache_read_price: null,
+  cache_write_price: 0,
+};
 
 describe('role matrix (CONTRACT section 3) over HTTP (real PostgreSQL)', () => {
   let api: ApiHarness;
@@ -181,7 +186,8 @@ describe('role matrix (CONTRACT section 3) over HTTP (real PostgreSQL)', () => {
       },
     },
     'members GET': {
-      send: (token, headers) => api.request('GET', `/api/v2/organizations/${orgA}/members`, { token, headers }),
+      send: (token, headers) =>
+        api.request('GET', `/api/v2/organizations/${orgA}/members`, { token, headers }),
       after: async (ok, _tag, res) => {
         if (ok) expect(typeof res.body.count).toBe('number');
       },

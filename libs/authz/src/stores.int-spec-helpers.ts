@@ -131,7 +131,25 @@ export async function insertKey(ds: DataSource, userId: string): Promise<string>
   return id;
 }
 
-export async function insertAuditEntry(ds: DataSource, resourceType: string, resourceId: string): Promise<void> {
+/** A user budget override: the user must be a member of the group (database trigger). */
+export async function insertOverride(
+  ds: DataSource,
+  userId: string,
+  groupId: string,
+  micros: bigint,
+): Promise<void> {
+  await rows(
+    ds,
+    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, $3)',
+    [userId, groupId, micros.toString()],
+  );
+}
+
+export async function insertAuditEntry(
+  ds: DataSource,
+  resourceType: string,
+  resourceId: string,
+): Promise<void> {
   await rows(
     ds,
     `INSERT INTO audit_logs (actor, action, resource_type, resource_id) VALUES ('fixture', 'create', $1, $2)`,

@@ -72,6 +72,7 @@ export class GroupStore {
 
   /** Groups of an organization the actor can see (members see only theirs). */
   async listGroups(actor: Actor, org: Organization, page: Page): Promise<{ groups: Group[]; count: number }> {
+    requireAllowed(actor, 'organization.read', { organizationIds: [org.id] }, notFound('Organization'));
     const all = await this.identity.listGroups(org.id, { limit: 100_000, offset: 0 });
     const visible = all.groups.filter((g) => can(actor, 'group.read', groupSubject(g)));
     return { groups: visible.slice(page.offset, page.offset + page.limit), count: visible.length };
@@ -392,17 +393,17 @@ export class OverrideStore {
   ): Promise<{ before: UserOverride | null; after: UserOverride; oldGroup: Group | null }> {
     await this.users.assertCanUpdate(actor, user);
     requireAllowed(actor, 'group.update', groupSubject(group), forbidden('attribute spend to this group'));
-    const current = await this.overrides.get(user.id);
+    // Lock the user's override first (transaction-scoped), so the current group checked below is
+    // the one the write replaces, and every check happens before anything is written.
+    await this.overrides.lock(user.id);
+    const before = await this.overrides.get(user.id);
     let oldGroup: Group | null = null;
-    if (current && current.groupId !== group.id) {
-      oldGroup = await this.groups.getGroupForUpdate(actor, current.groupId);
+    if (before) {
+      oldGroup =
+        before.groupId === group.id ? group : await this.groups.getGroupForUpdate(actor, before.groupId);
     }
-    const { before, after } = await this.overrides.upsert(user.id, group.id, limit);
-    if (before && before.groupId !== group.id && !oldGroup) {
-      // The override moved between our read and the write (a concurrent request): check that group too.
-      oldGroup = await this.groups.getGroupForUpdate(actor, before.groupId);
-    }
-    return { before, after, oldGroup: oldGroup ?? (before ? group : null) };
+    const after = await this.overrides.write(user.id, group.id, limit);
+    return { before, after, oldGroup };
   }
 
   async deleteOverride(actor: Actor, user: User): Promise<{ before: UserOverride; group: Group }> {

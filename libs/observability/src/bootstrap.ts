@@ -32,7 +32,9 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
   const app = await NestFactory.create<NestFastifyApplication>(
     opts.module,
     new FastifyAdapter(fastifyServerOptions()),
-    { logger: new PinoNestLogger(opts.logger), abortOnError: false, bufferLogs: false },
+    // bodyParser: false keeps Fastify's own JSON parser (1 MiB limit) as the only one: Nest would
+    // otherwise add a form-urlencoded parser and accept bodies that are not JSON.
+    { logger: new PinoNestLogger(opts.logger), abortOnError: false, bufferLogs: false, bodyParser: false },
   );
   installHttpObservability(app.getHttpAdapter().getInstance(), opts.logger, opts.metrics);
   if (opts.nats) {

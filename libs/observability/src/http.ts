@@ -10,6 +10,23 @@ export function fastifyServerOptions(): FastifyServerOptions {
     bodyLimit: 1024 * 1024,
     requestIdHeader: false,
     genReqId: (req) => acceptOrGenerateRequestId(req.headers[REQUEST_ID_HEADER]),
+    // Long path values reach the routes, which answer 400 naming the parameter (not Fastify's 414).
+    routerOptions: { maxParamLength: 2048 },
+    // Errors Fastify raises before routing (a broken percent-encoding...) in the common body.
+    frameworkErrors: (error, req, reply) => {
+      const body = {
+        message: `Bad request: ${error.message}`,
+        validations: [{ field: 'path', detail: error.message }],
+        request_id: req.id,
+      };
+      // The reply's generic types know no schema here; the plain shape is what we send.
+      const r = reply as unknown as {
+        code(n: number): typeof r;
+        header(k: string, v: string): typeof r;
+        send(b: unknown): void;
+      };
+      r.code(400).header('X-Request-Id', req.id).send(body);
+    },
   };
 }
 

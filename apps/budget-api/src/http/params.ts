@@ -41,3 +41,14 @@ export class OrganizationRefParam implements PipeTransform<string, string> {
     ]);
   }
 }
+
+/** An API key id: 10 lowercase letters or digits. */
+@Injectable()
+export class KeyIdParam implements PipeTransform<string, string> {
+  transform(value: string): string {
+    if (/^[a-z0-9]{10}$/.test(value)) return value;
+    throw DomainError.invalid('Invalid id: must be an API key id.', [
+      { field: 'id', detail: 'must be 10 lowercase letters or digits' },
+    ]);
+  }
+}

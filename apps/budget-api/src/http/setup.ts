@@ -11,6 +11,7 @@ import { setupOpenApi } from './openapi';
 export function configureHttp(app: NestFastifyApplication): void {
   const fastify = app.getHttpAdapter().getInstance();
   fastify.removeContentTypeParser(['text/plain']);
+  // Replaces Nest's handler on purpose (Fastify warns about any override).
   fastify.setErrorHandler((error: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const err = toDomainError(error);
     void reply.status(statusOf(err.code)).send(bodyOf(err, req.id));

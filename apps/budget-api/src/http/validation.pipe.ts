@@ -26,6 +26,41 @@ export function validationFailed(validations: FieldValidation[]): DomainError {
   return DomainError.invalid(`Validation failed: ${summary}`, validations);
 }
 
+const MAX_DEPTH = 32;
+
+/**
+ * Finds what no field may hold before any recursive processing: nesting deeper than MAX_DEPTH
+ * (class-transformer would recurse until the stack overflows) and NUL characters (PostgreSQL
+ * text cannot store them). Iterative, so hostile input cannot exhaust the stack here either.
+ */
+export function findHostileInput(value: unknown): FieldValidation | null {
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: '', depth: 0 }];
+  while (stack.length > 0) {
+    const { v, path, depth } = stack.pop()!;
+    const field = path || 'body';
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return { field, detail: 'must not contain NUL characters' };
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= MAX_DEPTH) {
+      // Name the top-level field the monster hangs from, not a path thousands of levels long.
+      const top = /^[^.[]+/.exec(path)?.[0] ?? 'body';
+      return { field: top, detail: `must not be nested more than ${MAX_DEPTH} levels deep` };
+    }
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ v: item, path: `${path}[${i}]`, depth: depth + 1 }));
+    } else {
+      for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
+        const child = path ? `${path}.${k}` : k;
+        if (k.includes('\u0000')) return { field: child, detail: 'must not contain NUL characters' };
+        stack.push({ v: item, path: child, depth: depth + 1 });
+      }
+    }
+  }
+  return null;
+}
+
 /**
  * Strict input validation: bodies must be JSON objects, unknown fields are rejected, types are
  * never coerced (a string is not an integer), and every failure names its field.
@@ -43,6 +78,8 @@ export class StrictValidationPipe implements PipeTransform {
         { field: 'body', detail: 'must be a JSON object' },
       ]);
     }
+    const hostile = findHostileInput(value);
+    if (hostile) throw validationFailed([hostile]);
     const instance = plainToInstance<object, unknown>(metatype as new () => object, value ?? {}, {
       enableImplicitConversion: false,
     });

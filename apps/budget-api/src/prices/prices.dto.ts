@@ -1,6 +1,7 @@
 import { PRICE_SYNC_SOURCES } from '@aigov/contracts';
 import { Type } from 'class-transformer';
 import {
+  IsObject,
   ArrayMaxSize,
   IsArray,
   IsDefined,
@@ -65,6 +66,8 @@ export class PutPriceDto {
   @Price() cache_write_price!: number | null;
 
   @IsOptional()
+  // ValidateNested alone lets a tier that is itself an array through; this refuses it (and names `tiers`).
+  @IsObject({ each: true, message: 'each tier must be an object' })
   @ValidateNested({ each: true, message: 'each tier must be an object' })
   @Type(() => PriceTierDto)
   @ArrayMaxSize(MAX_TIERS, { message: `must have at most ${MAX_TIERS} tiers` })

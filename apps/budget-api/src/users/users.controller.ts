@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Quer
 import type { UserActor } from '@aigov/authz';
 import type { SiteRole } from '@aigov/db';
 import { Authenticated, CurrentActor, Public, RequestId } from '../auth/decorators';
-import { UserRefParam } from '../http/params';
+import { KeyIdParam, UserRefParam } from '../http/params';
 import { page } from '../http/query.dto';
 import { apiKeyResponse, userResponse } from '../http/responses';
 import { CreateKeyDto, CreateUserDto, FirstUserDto, ListUsersQuery, SetRolesDto } from './users.dto';
@@ -105,7 +105,7 @@ export class UsersController {
     @CurrentActor() actor: UserActor,
     @RequestId() requestId: string,
     @Param('user', UserRefParam) ref: string,
-    @Param('id') id: string,
+    @Param('id', KeyIdParam) id: string,
   ) {
     await this.users.deleteKey(actor, requestId, ref, id);
   }

@@ -13,6 +13,7 @@ import {
   MaxLength,
   Min,
   NotEquals,
+  ValidateIf,
 } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
 
@@ -36,12 +37,14 @@ export class FirstUserDto {
 }
 
 export class CreateUserDto extends FirstUserDto {
-  @IsOptional()
+  // Absent means none; null is the wrong type and is refused.
+  @ValidateIf((o: CreateUserDto) => o.roles !== undefined)
   @IsIn(SITE_ROLES, { each: true, message: `each must be one of ${SITE_ROLES.join(', ')}` })
   @IsArray({ message: 'must be an array of site roles' })
   roles?: string[];
 
-  @IsOptional()
+  // Absent means organization `default`, [] none; null is refused rather than guessed.
+  @ValidateIf((o: CreateUserDto) => o.organization_ids !== undefined)
   @IsUUID('all', { each: true, message: 'each must be a uuid' })
   @ArrayMaxSize(100, { message: 'must have at most 100 entries' })
   @IsArray({ message: 'must be an array of organization ids' })
@@ -60,7 +63,8 @@ export class CreateKeyDto {
   @IsString({ message: 'must be a string' })
   name?: string;
 
-  @IsOptional()
+  // Absent means no expiry; null is refused (a typo should not mint a key that never expires).
+  @ValidateIf((o: CreateKeyDto) => o.lifetime_seconds !== undefined)
   @Min(60, { message: 'must be at least 60' })
   @Max(10 * 366 * 24 * 3600, { message: 'must be at most 10 years' })
   @IsInt({ message: 'must be an integer number of seconds' })

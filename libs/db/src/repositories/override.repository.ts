@@ -37,16 +37,18 @@ export class OverrideRepository {
     return rows[0] ? toOverride(rows[0]) : null;
   }
 
-  /** Inside a transaction: the previous row is read under the user's advisory lock, so create/write is exact. */
-  async upsert(
-    userId: string,
-    groupId: string,
-    limit: bigint,
-  ): Promise<{ before: UserOverride | null; after: UserOverride }> {
+  /**
+   * Takes the user's override lock for the rest of the transaction: readers of "the override
+   * before" and the write then see one consistent state even when two requests race.
+   */
+  async lock(userId: string): Promise<void> {
     await q(this.db, `SELECT pg_advisory_xact_lock(hashtextextended('user_ai_budget_overrides/' || $1, 0))`, [
       userId,
     ]);
-    const before = await this.get(userId);
+  }
+
+  /** Creates or replaces the override; the trigger rejects a non-member. */
+  async write(userId: string, groupId: string, limit: bigint): Promise<UserOverride> {
     const rows = await q<Row[]>(
       this.db,
       `INSERT INTO user_ai_budget_overrides AS o (user_id, group_id, spend_limit_micros) VALUES ($1, $2, $3)
@@ -57,7 +59,7 @@ export class OverrideRepository {
        RETURNING ${COLUMNS}`,
       [userId, groupId, limit.toString()],
     );
-    return { before, after: toOverride(rows[0]) };
+    return toOverride(rows[0]);
   }
 
   async delete(userId: string): Promise<UserOverride | null> {

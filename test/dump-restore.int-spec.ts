@@ -1,0 +1,315 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { Pool } from 'pg';
+import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import {
+  addGroupMember,
+  addOrganizationMember,
+  closePool,
+  count,
+  insertGroup,
+  insertOrganization,
+  insertUser,
+  violation,
+  type Queryable,
+} from './helpers/identity-sql';
+
+// A populated database survives pg_dump and a restore into an empty database with no error, the
+// same rows in every table and working triggers (CONTRACT 1.1, 1.4: the membership invariant is
+// enforced by triggers, not by a CHECK over other tables, so that dump/restore ordering works).
+
+const run = promisify(execFile);
+
+/** Runs a PostgreSQL client tool; rejects on a non-zero exit, with its stderr in the message. */
+async function tool(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run(cmd, args, {
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+    });
+  } catch (err) {
+    const e = err as Error & { stderr?: string; code?: number };
+    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${e.code}): ${e.stderr ?? e.message}`, {
+      cause: err,
+    });
+  }
+}
+
+const keyId = (): string => randomBytes(8).toString('hex').slice(0, 10);
+
+/** Fills every table through SQL, triggers included (cascade audit entries, Everyone groups). */
+async function populate(db: Queryable): Promise<void> {
+  const acme = await insertOrganization(db);
+  const globex = await insertOrganization(db);
+  await db.query(`UPDATE organizations SET display_name = 'Acme, Inc. – "quoted"' WHERE id = $1`, [acme]);
+  const [alice, bob, carol, dave, erin] = [
+    await insertUser(db),
+    await insertUser(db),
+    await insertUser(db),
+    await insertUser(db),
+    await insertUser(db),
+  ];
+  await db.query(`UPDATE users SET roles = '{owner}', name = 'Alice O''Neil' WHERE id = $1`, [alice]);
+  await db.query(`UPDATE users SET status = 'suspended' WHERE id = $1`, [erin]);
+  await addOrganizationMember(db, acme, alice, ['organization-admin']);
+  await addOrganizationMember(db, acme, bob);
+  await addOrganizationMember(db, acme, carol, ['organization-auditor', 'organization-user-admin']);
+  await addOrganizationMember(db, acme, dave);
+  await addOrganizationMember(db, globex, bob);
+  await addOrganizationMember(db, globex, erin);
+  const eng = await insertGroup(db, acme, 'Engineering');
+  const data = await insertGroup(db, acme, 'Data Science (EU) – ñ');
+  const ops = await insertGroup(db, globex, 'ops');
+  await db.query(`UPDATE groups SET display_name = 'Engineers' WHERE id = $1`, [eng]);
+  for (const [g, u] of [
+    [eng, alice],
+    [eng, bob],
+    [data, bob],
+    [data, carol],
+    [eng, dave],
+    [ops, erin],
+  ]) {
+    await addGroupMember(db, g, u);
+  }
+  await db.query(
+    `INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, 100000000), ($2, 0), ($3, 1000000000000)`,
+    [acme, eng, ops],
+  );
+  // Overrides: on Everyone (bob), on a normal group (carol, erin), and one about to be cascaded (dave).
+  const override =
+    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, $3)';
+  await db.query(override, [bob, acme, 5_000_000]);
+  await db.query(override, [carol, data, 9]);
+  await db.query(override, [erin, ops, 0]);
+  await db.query(override, [dave, eng, 123_456_789]);
+  // A cascade with a request id: leaves a system:database audit entry (membership_removed).
+  await db.query('BEGIN');
+  await db.query(`SELECT set_config('aigov.request_id', 'req-dump-1', true)`);
+  await db.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [eng, dave]);
+  await db.query('COMMIT');
+  await db.query(
+    `INSERT INTO ai_model_prices (provider, model, source, input_price, output_price, cache_read_price, cache_write_price, tiers)
+     VALUES ('anthropic', 'claude-x', 'default', 3000000, 15000000, 300000, 3750000, NULL),
+            ('anthropic', 'claude-x', 'custom', 2500000, 0, NULL, NULL,
+             '[{"min_context_tokens": 200000, "input_price": 6000000, "output_price": null, "cache_read_price": 0, "cache_write_price": null}]'),
+            ('openai', 'gpt-y', 'custom', NULL, NULL, NULL, NULL, NULL)`,
+  );
+  await db.query(
+    `INSERT INTO audit_logs (actor_id, actor, action, resource_type, resource_id, organization_id, diff, request_id)
+     VALUES ($1, 'alice', 'create', 'group_ai_budget', $2, $3,
+             '{"spend_limit": {"before": null, "after": {"usd": "$0.00", "micros": 0}}}', 'req-1'),
+            ($1, 'alice', 'write', 'ai_model_price', 'anthropic/claude-x', NULL, '{"note": "tab\\there, newline\\n"}', NULL),
+            (NULL, 'system:pricing-worker', 'delete', 'ai_model_price', 'openai/gpt-z', NULL, '{}', NULL)`,
+    [alice, eng, acme],
+  );
+  await db.query(
+    `INSERT INTO api_keys (id, user_id, name, secret_hash, expires_at, last_used_at)
+     VALUES ($1, $2, 'ci', sha256('secret-1'::bytea), now() + interval '30 days', now()),
+            ($3, $4, NULL, sha256('secret-2'::bytea), NULL, NULL)`,
+    [keyId(), alice, keyId(), erin],
+  );
+}
+
+interface TableDigest {
+  table: string;
+  rows: number;
+  md5: string;
+}
+
+/** Row count and an order-independent digest of every row of every table in the public schema. */
+async function digests(db: Queryable): Promise<TableDigest[]> {
+  const tables = await db.query<{ tablename: string }>(
+    `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`,
+  );
+  const out: TableDigest[] = [];
+  for (const { tablename } of tables.rows) {
+    const res = await db.query<{ rows: number; md5: string }>(
+      `SELECT count(*)::int AS rows, md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS md5
+         FROM public.${JSON.stringify(tablename)} AS t`,
+    );
+    out.push({ table: tablename, ...res.rows[0] });
+  }
+  return out;
+}
+
+/** Named schema objects: constraints, triggers, indexes, functions (with their definitions), views, sequences. */
+async function schemaObjects(db: Queryable): Promise<string[]> {
+  const res = await db.query<{ o: string }>(
+    // A re-parsed CHECK can nest its ANDs differently (BETWEEN becomes a flat AND after a restore):
+    // constraint definitions are compared without parentheses.
+    `SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || translate(pg_get_constraintdef(oid), '()', '') AS o
+       FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+     UNION ALL
+     SELECT 'trigger ' || tgrelid::regclass || ' ' || pg_get_triggerdef(oid) || ' ' || tgenabled::text
+       FROM pg_trigger WHERE NOT tgisinternal
+     UNION ALL
+     SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+     UNION ALL
+     SELECT 'function ' || md5(pg_get_functiondef(p.oid)) || ' ' || p.oid::regprocedure
+       FROM pg_proc p WHERE pronamespace = 'public'::regnamespace
+     UNION ALL
+     SELECT 'view ' || viewname || ' ' || md5(definition) FROM pg_views WHERE schemaname = 'public'
+     UNION ALL
+     SELECT 'sequence ' || sequencename || ' ' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = 'public'
+     ORDER BY 1`,
+  );
+  return res.rows.map((r) => r.o);
+}
+
+describe('pg_dump and restore into an empty database', () => {
+  let source: TestDatabase;
+  let sourcePool: Pool;
+  let dir: string;
+  let before: TableDigest[];
+  let beforeSchema: string[];
+  const opened: { db: TestDatabase; pool?: Pool }[] = [];
+
+  beforeAll(async () => {
+    source = await createTestDatabase();
+    // One connection: populate() runs BEGIN/COMMIT through it.
+    sourcePool = new Pool({ connectionString: source.url, max: 1, application_name: 'aigov-dump-test' });
+    await populate(sourcePool);
+    before = await digests(sourcePool);
+    beforeSchema = await schemaObjects(sourcePool);
+    dir = await mkdtemp(path.join(tmpdir(), 'aigov-dump-'));
+  });
+
+  afterAll(async () => {
+    if (sourcePool) await closePool(sourcePool);
+    await source?.drop();
+    for (const { db, pool } of opened) {
+      if (pool) await closePool(pool);
+      await db.drop();
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the source holds rows in every table, the cascade audit entry among them', async () => {
+    expect(before.map((d) => d.table)).toEqual([
+      'ai_model_prices',
+      'api_keys',
+      'audit_logs',
+      'group_ai_budgets',
+      'group_members',
+      'groups',
+      'organization_members',
+      'organizations',
+      'typeorm_migrations',
+      'user_ai_budget_overrides',
+      'users',
+    ]);
+    for (const d of before)
+      expect({ table: d.table, empty: d.rows === 0 }).toEqual({ table: d.table, empty: false });
+    expect(
+      await count(
+        sourcePool,
+        `SELECT 1 FROM audit_logs WHERE actor = 'system:database' AND reason = 'membership_removed'
+           AND resource_type = 'user_ai_budget_override' AND request_id = 'req-dump-1'`,
+      ),
+    ).toBe(1);
+    expect(await count(sourcePool, 'SELECT 1 FROM user_ai_budget_overrides')).toBe(3);
+  });
+
+  it.each([
+    ['plain SQL through psql', 'plain'],
+    ['custom format through pg_restore', 'custom'],
+  ])(
+    '%s: no error, the same rows in every table, the same schema, working triggers',
+    async (_label, format) => {
+      const file = path.join(dir, `dump.${format}`);
+      await tool('pg_dump', ['--no-password', `--format=${format}`, '--file', file, '--dbname', source.url]);
+
+      const target = await createTestDatabase({ migrated: false });
+      const entry: { db: TestDatabase; pool?: Pool } = { db: target };
+      opened.push(entry);
+      const restored =
+        format === 'plain'
+          ? await tool('psql', [
+              '--no-password',
+              '--no-psqlrc',
+              '--quiet',
+              '--set',
+              'ON_ERROR_STOP=1',
+              '--single-transaction',
+              '--file',
+              file,
+              '--dbname',
+              target.url,
+            ])
+          : await tool('pg_restore', [
+              '--no-password',
+              '--exit-on-error',
+              '--single-transaction',
+              '--dbname',
+              target.url,
+              file,
+            ]);
+      expect(restored.stderr).toBe('');
+
+      const pool = new Pool({ connectionString: target.url, max: 2, application_name: 'aigov-restore-test' });
+      entry.pool = pool;
+      expect(await digests(pool)).toEqual(before);
+      expect(await schemaObjects(pool)).toEqual(beforeSchema);
+
+      await expectTriggersWork(pool);
+    },
+  );
+});
+
+/** The membership triggers after a restore: write-time rejection, removal cascades with audit, Everyone creation. */
+async function expectTriggersWork(db: Queryable): Promise<void> {
+  const org = await insertOrganization(db);
+  expect(
+    await count(db, `SELECT 1 FROM groups WHERE id = $1 AND organization_id = $1 AND name = 'Everyone'`, [
+      org,
+    ]),
+  ).toBe(1);
+  const group = await insertGroup(db, org);
+  const member = await insertUser(db);
+  const stranger = await insertUser(db);
+  await addOrganizationMember(db, org, member);
+  await addGroupMember(db, group, member);
+
+  const insert =
+    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, 1)';
+  for (const g of [group, org]) {
+    const err = await violation(db, insert, [stranger, g]);
+    expect({ code: err.code, constraint: err.constraint }).toEqual({
+      code: '23514',
+      constraint: 'user_ai_budget_overrides_must_be_group_member',
+    });
+  }
+  const notOrgMember = await violation(db, 'INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [
+    group,
+    stranger,
+  ]);
+  expect(notOrgMember.constraint).toBe('group_members_must_be_org_member');
+
+  // Removing the group membership removes the override on that group, with an audit entry.
+  await db.query(insert, [member, group]);
+  await db.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [group, member]);
+  expect(await count(db, 'SELECT 1 FROM user_ai_budget_overrides WHERE user_id = $1', [member])).toBe(0);
+
+  // Leaving the organization removes the Everyone override, with an audit entry.
+  await db.query(insert, [member, org]);
+  await db.query('DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2', [
+    org,
+    member,
+  ]);
+  expect(await count(db, 'SELECT 1 FROM user_ai_budget_overrides WHERE user_id = $1', [member])).toBe(0);
+
+  const audits = await db.query<{ group_id: string; organization_id: string; reason: string }>(
+    `SELECT diff->'group'->'before'->>'id' AS group_id, organization_id, reason FROM audit_logs
+      WHERE actor = 'system:database' AND resource_type = 'user_ai_budget_override' AND resource_id = $1
+      ORDER BY time`,
+    [member],
+  );
+  expect(audits.rows).toEqual([
+    { group_id: group, organization_id: org, reason: 'membership_removed' },
+    { group_id: org, organization_id: org, reason: 'membership_removed' },
+  ]);
+}
