@@ -128,14 +128,21 @@ async function main(): Promise<void> {
     });
     if (put.status !== 200) throw new Error(`PUT budget: ${put.status}`);
 
-    const basePort = await freePort();
-    const baseline = spawn(
-      process.execPath,
-      [path.join(ROOT, 'dist', 'bench', 'api', 'baseline-server.js'), String(basePort), dbUrl],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    children.push(baseline);
-    await waitFor(`http://127.0.0.1:${basePort}/`, baseline);
+    const startBaseline = async (mode: string) => {
+      const port = await freePort();
+      const child = spawn(
+        process.execPath,
+        [path.join(ROOT, 'dist', 'bench', 'api', 'baseline-server.js'), String(port), dbUrl, mode],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      children.push(child);
+      await waitFor(`http://127.0.0.1:${port}/`, child);
+      return port;
+    };
+    const basePort = await startBaseline('naive');
+    const samePort = await startBaseline('same');
 
     const target = (port: number) => `http://127.0.0.1:${port}/api/v2/groups/${group}/ai/budget`;
     console.log(`warm-up 3 s each, then ${DURATION} s with ${CONNECTIONS} connections`);
@@ -143,6 +150,8 @@ async function main(): Promise<void> {
     const real = await load(target(apiPort), token, DURATION);
     await load(target(basePort), token, 3);
     const bare = await load(target(basePort), token, DURATION);
+    await load(target(samePort), token, 3);
+    const same = await load(target(samePort), token, DURATION);
 
     const row = (name: string, r: Result) =>
       `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors + r.non2xx).padStart(7)}`;
@@ -150,9 +159,13 @@ async function main(): Promise<void> {
       `${'server'.padEnd(28)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`,
     );
     console.log(row('aigov budget-api (Nest)', real));
-    console.log(row('baseline (Fastify + pg)', bare));
+    console.log(row('baseline: 3 plain queries', bare));
+    console.log(row("baseline: aigov's 2 prepared", same));
+    const ratio = (a: Result, b: Result) =>
+      `${(a.rps / b.rps).toFixed(2)}x the requests/s, p99 ${(a.p99 / Math.max(b.p99, 0.001)).toFixed(2)}x`;
+    console.log(`aigov vs naive Fastify + pg: ${ratio(real, bare)}`);
     console.log(
-      `ratio: aigov achieves ${(real.rps / bare.rps).toFixed(2)}x the baseline's requests/s; p99 ${(real.p99 / Math.max(bare.p99, 0.001)).toFixed(2)}x`,
+      `aigov vs the same SQL on bare Fastify + pg (the cost of Nest, auth, validation, logs, metrics): ${ratio(real, same)}`,
     );
   } finally {
     await Promise.all(children.map(stop));

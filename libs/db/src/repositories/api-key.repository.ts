@@ -75,6 +75,7 @@ export class ApiKeyRepository {
          FROM api_keys k JOIN users u ON u.id = k.user_id
         WHERE k.id = $1`,
       [keyId],
+      'aigov_key_principal',
     );
     return rows[0] ?? null;
   }

@@ -26,6 +26,7 @@ export class GroupBudgetRepository {
          FROM groups g LEFT JOIN group_ai_budgets b ON b.group_id = g.id
         WHERE g.id = $1`,
       [groupId],
+      'aigov_group_with_budget',
     );
     const r = rows[0];
     if (!r) return null;

@@ -57,8 +57,8 @@ export class PriceBookRepository {
 
   /** `seedJson` is the seed file's text: a JSON array of seed rows. */
   async upsertDefaultPrices(seedJson: string): Promise<SeedApplyCounts> {
-    const rows = await q<{ total: number; inserted: number; updated: number }[]>(
-      this.db,
+    // Through TypeORM on purpose (not the raw pool): its logger is how the test counts statements.
+    const rows = await this.db.query<{ total: number; inserted: number; updated: number }[]>(
       UPSERT_DEFAULT_PRICES_SQL,
       [seedJson],
     );

@@ -1,4 +1,5 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { Pool } from 'pg';
 
 /** A DataSource, or the EntityManager of an open transaction: repositories work on either. */
 export type Db = DataSource | EntityManager;
@@ -80,7 +81,25 @@ export interface Page {
  * Runs one statement and returns its rows. TypeORM's postgres driver answers UPDATE and DELETE
  * (even with RETURNING) as `[rows, rowCount]`; this evens that out so callers always get rows.
  */
-export async function q<T extends unknown[]>(db: Db, text: string, params: unknown[] = []): Promise<T> {
+export async function q<T extends unknown[]>(
+  db: Db,
+  text: string,
+  params: unknown[] = [],
+  /** A name makes it a prepared statement on each connection: hot queries skip parsing and planning. */
+  prepareAs?: string,
+): Promise<T> {
+  if (db instanceof DataSource) {
+    // Outside a transaction, one statement goes straight to the driver's pg pool: TypeORM's
+    // query runner (acquire, subscriber broadcast, release) roughly doubles the cost of a
+    // short query on the hot read paths (see bench/api).
+    const pool = (db.driver as unknown as { master?: Pool }).master;
+    if (pool) {
+      const result = prepareAs
+        ? await pool.query({ name: prepareAs, text, values: params })
+        : await pool.query(text, params);
+      return result.rows as T;
+    }
+  }
   const result: unknown = await db.query(text, params);
   if (
     Array.isArray(result) &&
