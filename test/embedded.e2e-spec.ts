@@ -327,6 +327,42 @@ describe('embedded PGlite default (no DATABASE_URL)', () => {
       for (const r of ready) expect(r.status).toBe('ready');
       await waitForAnswer(p.api, '/healthz', (s) => s === 200, 5_000, launcher);
 
+      // The API works on PGlite: bootstrap, then many concurrent authenticated requests, which
+      // spread over several pool connections (PGlite serves them all from one session, where
+      // prepared statements of the same name would collide).
+      const api = `http://127.0.0.1:${p.api}/api/v2`;
+      const first = await fetch(`${api}/users/first`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'alice', email: 'alice@example.com' }),
+      });
+      expect(first.status).toBe(201);
+      const { token } = (await first.json()) as { token: string };
+      const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      const statuses = await Promise.all(
+        Array.from({ length: 20 }, () => fetch(`${api}/users/me`, { headers: auth }).then((r) => r.status)),
+      );
+      expect(statuses).toEqual(Array.from({ length: 20 }, () => 200));
+      const group = await fetch(`${api}/organizations/default/groups`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ name: 'engineering' }),
+      });
+      expect(group.status).toBe(201);
+      const { id } = (await group.json()) as { id: string };
+      const budget = await fetch(`${api}/groups/${id}/ai/budget`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ spend_limit_micros: 500_000_000 }),
+      });
+      expect(await budget.json()).toMatchObject({ group_id: id, spend_limit_micros: 500_000_000 });
+      const reads = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          fetch(`${api}/groups/${id}/ai/budget`, { headers: auth }).then((r) => r.status),
+        ),
+      );
+      expect(reads).toEqual(Array.from({ length: 20 }, () => 200));
+
       const lock = liveLock(dataDir);
       expect(lock.ownerPid).toBe(launcher.pid);
       await stopLauncher(launcher, p);

@@ -60,13 +60,17 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
 /** Connects, turning the driver's error into one that says what was unreachable. */
 export async function initializeDataSource(ds: DataSource, label = 'the database'): Promise<DataSource> {
   try {
-    return await ds.initialize();
+    await ds.initialize();
   } catch (err) {
     throw new Error(
       `Cannot connect to ${label} (${redactUrl(String(ds.options.type === 'postgres' ? ds.options.url : ''))}): ${(err as Error).message}`,
       { cause: err },
     );
   }
+  // PGlite (the embedded database, whoever hosts it) answers for all connections from one session.
+  const [{ version }] = await ds.query<{ version: string }[]>('SELECT version()');
+  if (version.includes('PGlite')) disablePreparedStatements(ds);
+  return ds;
 }
 
 /** Hides a password in a connection string for logs and errors. */
@@ -78,4 +82,19 @@ export function redactUrl(url: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+/**
+ * DataSources whose server cannot keep prepared statements apart per connection: PGlite serves
+ * every client connection from one backend session, so a statement name prepared on one
+ * connection collides on the next ("prepared statement already exists").
+ */
+const withoutPreparedStatements = new WeakSet<DataSource>();
+
+export function disablePreparedStatements(ds: DataSource): void {
+  withoutPreparedStatements.add(ds);
+}
+
+export function preparedStatementsAllowed(ds: DataSource): boolean {
+  return !withoutPreparedStatements.has(ds);
 }
