@@ -112,6 +112,26 @@ describe('the API surface: deny by default, documented', () => {
     expect(missing).toEqual([]);
   });
 
+  it('every /api success response with a body has a schema, and every $ref resolves', () => {
+    const undocumented: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/api/')) continue;
+      for (const [method, op] of Object.entries(item)) {
+        for (const [code, res] of Object.entries(op.responses)) {
+          if (!code.startsWith('2') || code === '204') continue;
+          if (!(res as { content?: unknown }).content)
+            undocumented.push(`${method.toUpperCase()} ${path} ${code}`);
+        }
+      }
+    }
+    expect(undocumented).toEqual([]);
+    const text = JSON.stringify(doc);
+    const schemas = (doc as unknown as { components: { schemas: Record<string, unknown> } }).components
+      .schemas;
+    const refs = [...text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]);
+    expect(refs.filter((r) => !(r in schemas))).toEqual([]);
+  });
+
   it('serves the docs UI and the health routes without a token', async () => {
     expect((await api.request('GET', '/api/docs')).status).toBe(200);
     expect((await api.request('GET', '/healthz')).status).toBe(200);

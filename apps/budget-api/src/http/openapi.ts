@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { RESPONSE_SCHEMAS, SUCCESS_BODIES } from './openapi-responses';
 import { schemasFromValidators } from './openapi-schemas';
 
 const ERROR_SCHEMA = {
@@ -48,7 +49,11 @@ export function setupOpenApi(app: NestFastifyApplication): OpenAPIObject {
     .build();
   const doc = SwaggerModule.createDocument(app, config);
   const derived = schemasFromValidators();
-  const schemas: Record<string, unknown> = { ...doc.components?.schemas, Error: ERROR_SCHEMA };
+  const schemas: Record<string, unknown> = {
+    ...doc.components?.schemas,
+    ...RESPONSE_SCHEMAS,
+    Error: ERROR_SCHEMA,
+  };
   for (const name of Object.keys(schemas)) if (derived[name]) schemas[name] = derived[name];
   doc.components = {
     ...doc.components,
@@ -56,8 +61,36 @@ export function setupOpenApi(app: NestFastifyApplication): OpenAPIObject {
   };
   for (const [path, item] of Object.entries(doc.paths)) {
     if (!path.startsWith('/api/')) continue; // health and metrics: no token, no error envelope
-    for (const op of Object.values(item) as { security?: unknown[]; responses?: Record<string, unknown> }[]) {
+    for (const op of Object.values(item) as {
+      operationId?: string;
+      security?: unknown[];
+      responses?: Record<string, unknown>;
+    }[]) {
       if (typeof op !== 'object' || op === null || !('responses' in op)) continue;
+      const body = op.operationId ? SUCCESS_BODIES[op.operationId] : undefined;
+      if (body) {
+        const code = Object.keys(op.responses ?? {}).find((c) => c.startsWith('2')) ?? '200';
+        op.responses = {
+          ...op.responses,
+          [code]: {
+            description: body,
+            content: { 'application/json': { schema: { $ref: `#/components/schemas/${body}` } } },
+          },
+        };
+      }
+      if (op.operationId === 'PricesController_sync') {
+        op.responses = {
+          ...op.responses,
+          '502': {
+            description: 'The pricing worker answered with an error.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+          },
+          '503': {
+            description: 'No pricing worker answered in time, or NATS is unavailable.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+          },
+        };
+      }
       const isPublic = path === '/api/v2/users/first';
       if (!isPublic) op.security = [{ bearer: [] }];
       for (const [code, description] of Object.entries(ERRORS)) {

@@ -1,0 +1,166 @@
+/** Response bodies of the API for the OpenAPI document: the wire shapes of http/responses.ts. */
+
+type Schema = Record<string, unknown>;
+
+const str = { type: 'string' };
+const nstr = { type: 'string', nullable: true };
+const time = { type: 'string', format: 'date-time' };
+const uuid = { type: 'string', format: 'uuid' };
+const micros = { type: 'integer', minimum: 0, description: 'micro-USD (1 USD = 1,000,000)' };
+const price = {
+  type: 'integer',
+  minimum: 0,
+  nullable: true,
+  description: 'micro-USD per 1,000,000 tokens; null = unknown',
+};
+const obj = (properties: Schema): Schema => ({
+  type: 'object',
+  properties,
+  required: Object.keys(properties),
+});
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const list = (key: string, item: string): Schema =>
+  obj({ [key]: { type: 'array', items: ref(item) }, count: { type: 'integer' } });
+
+export const RESPONSE_SCHEMAS: Record<string, Schema> = {
+  User: obj({
+    id: uuid,
+    username: str,
+    email: str,
+    name: nstr,
+    status: { type: 'string', enum: ['active', 'suspended'] },
+    roles: {
+      type: 'array',
+      items: { type: 'string', enum: ['owner', 'user-admin', 'auditor', 'ai-gateway'] },
+    },
+    created_at: time,
+    updated_at: time,
+  }),
+  Organization: obj({ id: uuid, name: str, display_name: nstr, created_at: time, updated_at: time }),
+  OrganizationMember: obj({
+    user_id: uuid,
+    username: str,
+    name: nstr,
+    roles: { type: 'array', items: str },
+    created_at: time,
+  }),
+  GroupMember: obj({ user_id: uuid, username: str, name: nstr }),
+  Group: obj({
+    id: uuid,
+    organization_id: uuid,
+    name: str,
+    display_name: nstr,
+    members: { type: 'array', items: ref('GroupMember') },
+    created_at: time,
+    updated_at: time,
+  }),
+  GroupSummary: obj({
+    id: uuid,
+    organization_id: uuid,
+    name: str,
+    display_name: nstr,
+    created_at: time,
+    updated_at: time,
+  }),
+  GroupBudget: obj({ group_id: uuid, spend_limit_micros: micros, created_at: time, updated_at: time }),
+  UserOverride: obj({
+    user_id: uuid,
+    group_id: uuid,
+    spend_limit_micros: micros,
+    created_at: time,
+    updated_at: time,
+  }),
+  ApiKey: obj({
+    id: str,
+    name: nstr,
+    expires_at: { ...time, nullable: true },
+    last_used_at: { ...time, nullable: true },
+    created_at: time,
+  }),
+  NewApiKey: obj({
+    id: str,
+    key: { type: 'string', description: '<id>-<secret>; shown only once' },
+    name: nstr,
+    expires_at: { ...time, nullable: true },
+  }),
+  PriceTier: obj({
+    min_context_tokens: { type: 'integer', minimum: 0 },
+    input_price: price,
+    output_price: price,
+    cache_read_price: price,
+    cache_write_price: price,
+  }),
+  Price: obj({
+    provider: str,
+    model: str,
+    source: { type: 'string', enum: ['default', 'custom'] },
+    input_price: price,
+    output_price: price,
+    cache_read_price: price,
+    cache_write_price: price,
+    tiers: { type: 'array', items: ref('PriceTier'), nullable: true },
+    created_at: time,
+    updated_at: time,
+  }),
+  PriceSyncResult: obj({
+    source: { type: 'string', enum: ['embedded', 'upstream'] },
+    total: { type: 'integer' },
+    inserted: { type: 'integer' },
+    updated: { type: 'integer' },
+    unchanged: { type: 'integer' },
+    duration_ms: { type: 'integer' },
+  }),
+  AuditLog: obj({
+    id: uuid,
+    time,
+    actor_id: { ...uuid, nullable: true },
+    actor: str,
+    action: { type: 'string', enum: ['create', 'write', 'delete'] },
+    resource_type: str,
+    resource_id: str,
+    organization_id: { ...uuid, nullable: true },
+    diff: { type: 'object', description: 'before/after; money as {"usd": "$500.00", "micros": 500000000}' },
+    request_id: nstr,
+    reason: nstr,
+  }),
+  FirstUser: obj({
+    user: ref('User'),
+    token: { type: 'string', description: '<id>-<secret>; shown only once' },
+  }),
+  UserList: list('users', 'User'),
+  OrganizationList: list('organizations', 'Organization'),
+  OrganizationMemberList: list('members', 'OrganizationMember'),
+  GroupList: list('groups', 'GroupSummary'),
+  ApiKeyList: list('keys', 'ApiKey'),
+  PriceList: list('prices', 'Price'),
+  AuditLogList: list('audit_logs', 'AuditLog'),
+};
+
+/** operationId -> schema of its success body (routes answering 204 have none). */
+export const SUCCESS_BODIES: Record<string, string> = {
+  UsersController_first: 'FirstUser',
+  UsersController_list: 'UserList',
+  UsersController_create: 'User',
+  UsersController_get: 'User',
+  UsersController_setRoles: 'User',
+  UsersController_createKey: 'NewApiKey',
+  UsersController_listKeys: 'ApiKeyList',
+  OrganizationsController_create: 'Organization',
+  OrganizationsController_list: 'OrganizationList',
+  OrganizationsController_get: 'Organization',
+  OrganizationsController_listMembers: 'OrganizationMemberList',
+  OrganizationsController_putMember: 'OrganizationMember',
+  OrganizationGroupsController_create: 'Group',
+  OrganizationGroupsController_list: 'GroupList',
+  GroupsController_get: 'Group',
+  GroupsController_patch: 'Group',
+  GroupBudgetsController_get: 'GroupBudget',
+  GroupBudgetsController_put: 'GroupBudget',
+  OverridesController_get: 'UserOverride',
+  OverridesController_put: 'UserOverride',
+  PricesController_list: 'PriceList',
+  PricesController_sync: 'PriceSyncResult',
+  PricesController_get: 'Price',
+  PricesController_put: 'Price',
+  AuditController_list: 'AuditLogList',
+};
