@@ -108,7 +108,10 @@ export class IdentityBudgetsAudit1764500000000 implements MigrationInterface {
       BEGIN
         SELECT organization_id INTO org FROM groups WHERE id = NEW.group_id;
         IF org IS NULL THEN
-          RETURN NEW; -- the foreign key reports the unknown group
+          -- Not left to the foreign key: it checks later, with a newer snapshot, after this
+          -- trigger would already have skipped the membership check.
+          RAISE EXCEPTION 'group % does not exist', NEW.group_id
+            USING ERRCODE = '23503', CONSTRAINT = 'group_members_group_id_fkey';
         END IF;
         IF org = NEW.group_id THEN
           RAISE EXCEPTION 'the Everyone group has no explicit members'
@@ -153,9 +156,31 @@ export class IdentityBudgetsAudit1764500000000 implements MigrationInterface {
         FOR EACH ROW WHEN (OLD.organization_id IS DISTINCT FROM NEW.organization_id OR OLD.user_id IS DISTINCT FROM NEW.user_id)
         EXECUTE FUNCTION reject_key_change()`);
     await q.query(`
+      CREATE TRIGGER group_members_immutable_keys BEFORE UPDATE OF group_id, user_id ON group_members
+        FOR EACH ROW WHEN (OLD.group_id IS DISTINCT FROM NEW.group_id OR OLD.user_id IS DISTINCT FROM NEW.user_id)
+        EXECUTE FUNCTION reject_key_change()`);
+    await q.query(`
       CREATE TRIGGER groups_immutable_keys BEFORE UPDATE OF organization_id ON groups
         FOR EACH ROW WHEN (OLD.organization_id IS DISTINCT FROM NEW.organization_id)
         EXECUTE FUNCTION reject_key_change()`);
+    // Never without an owner: nobody could manage the deployment again (POST /users/first only
+    // works while no user exists). The advisory lock serializes concurrent demotions/deletions,
+    // so two of them cannot each see the other as the remaining owner.
+    await q.query(`
+      CREATE FUNCTION users_keep_an_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF 'owner' = ANY (OLD.roles) AND (TG_OP = 'DELETE' OR NOT ('owner' = ANY (NEW.roles))) THEN
+          PERFORM pg_advisory_xact_lock(4702113904);
+          IF NOT EXISTS (SELECT 1 FROM users WHERE id <> OLD.id AND 'owner' = ANY (roles)) THEN
+            RAISE EXCEPTION 'user % is the last owner', OLD.id
+              USING ERRCODE = '23514', CONSTRAINT = 'users_last_owner';
+          END IF;
+        END IF;
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+      END $$`);
+    await q.query(`
+      CREATE TRIGGER users_keep_an_owner BEFORE UPDATE OF roles OR DELETE ON users
+        FOR EACH ROW EXECUTE FUNCTION users_keep_an_owner()`);
     // The Everyone group goes only with its organization (whose row is gone when that cascade runs).
     await q.query(`
       CREATE FUNCTION groups_keep_everyone() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -236,6 +261,7 @@ export class IdentityBudgetsAudit1764500000000 implements MigrationInterface {
     await q.query('DROP TABLE users');
     await q.query('DROP TABLE organizations');
     await q.query('DROP FUNCTION groups_keep_everyone()');
+    await q.query('DROP FUNCTION users_keep_an_owner()');
     await q.query('DROP FUNCTION reject_key_change()');
     await q.query('DROP FUNCTION organization_members_remove_group_members()');
     await q.query('DROP FUNCTION group_members_check_org_member()');

@@ -87,7 +87,9 @@ export class UserBudgetOverrides1764600000000 implements MigrationInterface {
       BEGIN
         SELECT organization_id INTO org FROM groups WHERE id = NEW.group_id;
         IF org IS NULL THEN
-          RETURN NEW; -- the foreign key reports the unknown group
+          -- Not left to the foreign key: it checks later, with a newer snapshot.
+          RAISE EXCEPTION 'group % does not exist', NEW.group_id
+            USING ERRCODE = '23503', CONSTRAINT = 'user_ai_budget_overrides_group_id_fkey';
         END IF;
         IF org = NEW.group_id THEN
           PERFORM 1 FROM organization_members WHERE organization_id = org AND user_id = NEW.user_id FOR KEY SHARE;
@@ -137,15 +139,31 @@ export class UserBudgetOverrides1764600000000 implements MigrationInterface {
       DECLARE
         o user_ai_budget_overrides%ROWTYPE;
       BEGIN
-        FOR o IN SELECT * FROM user_ai_budget_overrides WHERE group_id = OLD.id LOOP
+        -- One statement: only what this DELETE really removed is recorded.
+        FOR o IN DELETE FROM user_ai_budget_overrides WHERE group_id = OLD.id RETURNING * LOOP
           PERFORM audit_override_removed(o, 'group_deleted');
         END LOOP;
-        DELETE FROM user_ai_budget_overrides WHERE group_id = OLD.id;
         RETURN OLD;
       END $$`);
     await q.query(`
       CREATE TRIGGER groups_remove_overrides BEFORE DELETE ON groups
         FOR EACH ROW EXECUTE FUNCTION groups_remove_overrides()`);
+    // Deleting an organization deletes its groups: record that reason before the member
+    // cascades (which would say membership_removed) get to the overrides.
+    await q.query(`
+      CREATE FUNCTION organizations_remove_overrides() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        o user_ai_budget_overrides%ROWTYPE;
+      BEGIN
+        FOR o IN DELETE FROM user_ai_budget_overrides
+                  WHERE group_id IN (SELECT id FROM groups WHERE organization_id = OLD.id) RETURNING * LOOP
+          PERFORM audit_override_removed(o, 'group_deleted');
+        END LOOP;
+        RETURN OLD;
+      END $$`);
+    await q.query(`
+      CREATE TRIGGER organizations_remove_overrides BEFORE DELETE ON organizations
+        FOR EACH ROW EXECUTE FUNCTION organizations_remove_overrides()`);
     await q.query(`
       CREATE FUNCTION users_remove_overrides() RETURNS trigger LANGUAGE plpgsql AS $$
       DECLARE
@@ -163,10 +181,12 @@ export class UserBudgetOverrides1764600000000 implements MigrationInterface {
 
   async down(q: QueryRunner): Promise<void> {
     await q.query('DROP TRIGGER users_remove_overrides ON users');
+    await q.query('DROP TRIGGER organizations_remove_overrides ON organizations');
     await q.query('DROP TRIGGER groups_remove_overrides ON groups');
     await q.query('DROP TRIGGER organization_members_remove_overrides ON organization_members');
     await q.query('DROP TRIGGER group_members_remove_overrides ON group_members');
     await q.query('DROP FUNCTION users_remove_overrides()');
+    await q.query('DROP FUNCTION organizations_remove_overrides()');
     await q.query('DROP FUNCTION groups_remove_overrides()');
     await q.query('DROP FUNCTION organization_members_remove_overrides()');
     await q.query('DROP FUNCTION group_members_remove_overrides()');

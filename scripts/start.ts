@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { childEnvironment, ConfigError, loadConfig, type AppConfig } from '@aigov/config';
+import { childEnvironment, ConfigError, loadConfig, redactCredentials, type AppConfig } from '@aigov/config';
 import {
   createDataSource,
   initializeDataSource,
@@ -72,7 +72,7 @@ async function ensureNats(
     findOnPath('nats-server') ?? (fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null);
   if (!binary) {
     log.warn(
-      `Nothing answers at NATS_URL=${config.natsUrl} and no nats-server is installed: running WITHOUT NATS ` +
+      `Nothing answers at NATS_URL=${redactCredentials(config.natsUrl)} and no nats-server is installed: running WITHOUT NATS ` +
         '(no pricing.sync, no identity events, budget checks over HTTP only). Install it with: ' +
         'sudo apt-get install nats-server  (then npm start again)',
     );
@@ -81,7 +81,11 @@ async function ensureNats(
   const storeDir = path.join(config.dataDir, 'nats');
   fs.mkdirSync(storeDir, { recursive: true });
   log.info({ binary, host, port, storeDir }, 'starting nats-server (JetStream) for this session');
-  const child = spawn(binary, ['-a', host, '-p', String(port), '-js', '-sd', storeDir], { stdio: 'ignore' });
+  // Own process group: Ctrl-C reaches the apps first; this stops nats-server after them.
+  const child = spawn(binary, ['-a', host, '-p', String(port), '-js', '-sd', storeDir], {
+    stdio: 'ignore',
+    detached: true,
+  });
   for (let i = 0; i < 100; i++) {
     if (await answers(host, port)) return { enabled: true, child };
     if (child.exitCode !== null) break;
@@ -208,7 +212,7 @@ async function main(): Promise<void> {
     log.info(
       {
         database: config.databaseUrl ? 'DATABASE_URL' : `embedded PGlite in ${config.dataDir}`,
-        nats: nats.enabled ? config.natsUrl : 'off',
+        nats: nats.enabled ? redactCredentials(config.natsUrl) : 'off',
       },
       `aigov is up: API http://127.0.0.1:${config.port}/api/v2 (health /healthz, /readyz, /metrics); ${where}`,
     );

@@ -146,4 +146,78 @@ describe('tokens, the first user and the error envelope (real PostgreSQL)', () =
     expect(malformed.body.validations).toEqual([expect.objectContaining({ field: 'body' })]);
     expect(typeof malformed.body.request_id).toBe('string');
   });
+
+  it('a user-admin cannot take over an owner: no keys for, no deleting of, a user with roles it lacks', async () => {
+    const world = new World(api);
+    const admin = await world.person(owner, 'useradmin', { siteRoles: ['user-admin'] });
+    const plain = await world.person(owner, 'plainperson');
+    const mint = await api.request('POST', `/api/v2/users/${owner.id}/keys`, {
+      token: admin.token,
+      body: {},
+    });
+    expect(mint.status).toBe(403);
+    expect((await api.request('GET', `/api/v2/users/${owner.id}/keys`, { token: admin.token })).status).toBe(
+      403,
+    );
+    expect((await api.request('DELETE', `/api/v2/users/${owner.id}`, { token: admin.token })).status).toBe(
+      403,
+    );
+    expect((await api.request('GET', '/api/v2/users/me', { token: ownerToken })).status).toBe(200);
+    // ...but manages plain users, and itself
+    expect(
+      (await api.request('POST', `/api/v2/users/${plain.id}/keys`, { token: admin.token, body: {} })).status,
+    ).toBe(201);
+    expect(
+      (await api.request('POST', '/api/v2/users/me/keys', { token: admin.token, body: {} })).status,
+    ).toBe(201);
+  });
+
+  it('deleting a user records the memberships, roles and keys that went with it', async () => {
+    const world = new World(api);
+    const [org] = await api.sql<{ id: string }>(`SELECT id FROM organizations WHERE name = 'default'`);
+    const doomed = await world.person(owner, 'doomed', { siteRoles: ['auditor'], orgs: [{ id: org.id }] });
+    const res = await api.request('DELETE', `/api/v2/users/${doomed.id}`, {
+      token: ownerToken,
+      headers: { 'x-request-id': 'delete-doomed' },
+    });
+    expect(res.status).toBe(204);
+    const entries = await api.sql<{ resource_type: string; action: string; reason: string }>(
+      `SELECT resource_type, action, reason FROM audit_logs WHERE request_id = 'delete-doomed' ORDER BY resource_type`,
+    );
+    expect(entries).toEqual([
+      { resource_type: 'api_key', action: 'delete', reason: 'user_deleted' },
+      { resource_type: 'organization_member', action: 'delete', reason: 'user_deleted' },
+      { resource_type: 'user_roles', action: 'delete', reason: 'user_deleted' },
+    ]);
+  });
+
+  it('never leaves the deployment without an owner (409), yet owners can change hands', async () => {
+    const demote = await api.request('PUT', '/api/v2/users/me/roles', {
+      token: ownerToken,
+      body: { roles: [] },
+    });
+    expect(demote.status).toBe(409);
+    expect((await api.request('DELETE', '/api/v2/users/me', { token: ownerToken })).status).toBe(409);
+    const heir = await new World(api).person(owner, 'heir', { siteRoles: ['owner'] });
+    expect(
+      (
+        await api.request('PUT', '/api/v2/users/me/roles', {
+          token: ownerToken,
+          body: { roles: ['auditor'] },
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (await api.request('PUT', `/api/v2/users/${heir.id}/roles`, { token: heir.token, body: { roles: [] } }))
+        .status,
+    ).toBe(409);
+    expect(
+      (
+        await api.request('PUT', `/api/v2/users/${owner.id}/roles`, {
+          token: heir.token,
+          body: { roles: ['owner'] },
+        })
+      ).status,
+    ).toBe(200);
+  });
 });

@@ -260,9 +260,25 @@ export class UserStore {
     return this.identity.createUser(u);
   }
 
-  async deleteUser(actor: Actor, u: User): Promise<void> {
-    requireAllowed(actor, 'user.delete', await this.subject(u), forbidden('delete this user'));
+  /**
+   * Acting on another user's account (deleting it, or managing its keys, which lets one act as
+   * it) needs at least every site role that user holds, unless the actor is an owner: a
+   * user-admin cannot take over an owner or an auditor.
+   */
+  private assertOutranks(actor: Actor, u: User, what: string): void {
+    if (actor.kind === 'user' && (actor.id === u.id || actor.siteRoles.has('owner'))) return;
+    const lacking = u.roles.filter((r) => actor.kind !== 'user' || !actor.siteRoles.has(r));
+    if (lacking.length > 0) throw forbidden(`${what} (the user holds ${lacking.join(', ')})`)();
+  }
+
+  /** Deletes the user; returns what went with it (for the audit log): memberships and keys. */
+  async deleteUser(actor: Actor, u: User): Promise<{ organizationIds: string[]; keys: ApiKey[] }> {
+    const subject = await this.subject(u);
+    requireAllowed(actor, 'user.delete', subject, forbidden('delete this user'));
+    this.assertOutranks(actor, u, 'delete this user');
+    const keys = await this.keys.listForUser(u.id);
     await this.identity.deleteUser(u.id);
+    return { organizationIds: [...(subject.organizationIds ?? [])], keys };
   }
 
   async setRoles(actor: Actor, u: User, roles: SiteRole[]): Promise<{ before: User; after: User }> {
@@ -286,16 +302,19 @@ export class UserStore {
     k: { id: string; name: string | null; secretHash: Buffer; expiresAt: Date | null },
   ): Promise<ApiKey> {
     requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
+    this.assertOutranks(actor, u, "manage this user's keys");
     return this.keys.create({ ...k, userId: u.id });
   }
 
   async listKeys(actor: Actor, u: User): Promise<ApiKey[]> {
     requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
+    this.assertOutranks(actor, u, "manage this user's keys");
     return this.keys.listForUser(u.id);
   }
 
   async deleteKey(actor: Actor, u: User, id: string): Promise<ApiKey> {
     requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
+    this.assertOutranks(actor, u, "manage this user's keys");
     const key = await this.keys.get(u.id, id);
     if (!key || !(await this.keys.delete(u.id, id))) throw notFound('API key')();
     return key;
@@ -407,6 +426,8 @@ export class OverrideStore {
   }
 
   async deleteOverride(actor: Actor, user: User): Promise<{ before: UserOverride; group: Group }> {
+    // The same lock as writers: the group checked and audited is the one being deleted.
+    await this.overrides.lock(user.id);
     const current = await this.overrides.get(user.id);
     if (!current) throw new DomainError('not_found', 'User has no AI budget override.');
     await this.users.assertCanUpdate(actor, user);

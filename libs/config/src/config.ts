@@ -207,3 +207,20 @@ export function childEnvironment(
   }
   return out;
 }
+
+/** A connection string (or a comma-separated list) with any password replaced, for logs and errors. */
+export function redactCredentials(urls: string): string {
+  return urls
+    .split(',')
+    .map((raw) => {
+      const url = raw.trim();
+      try {
+        const u = new URL(url);
+        if (u.password) u.password = '***';
+        return u.toString().replace(/\/$/, url.endsWith('/') ? '/' : '');
+      } catch {
+        return '<invalid url>';
+      }
+    })
+    .join(',');
+}

@@ -9,3 +9,4 @@ export * from './subjects';
 export * from './nats-client';
 export * from './nats.module';
 export * from './money';
+export * from './cloudevents';

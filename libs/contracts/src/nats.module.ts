@@ -6,7 +6,7 @@ import {
   Module,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { connectNats, natsReadiness, type NatsConnection } from './nats-client';
+import { connectNats, natsReadiness, trackNatsStatus, type NatsConnection } from './nats-client';
 
 export const NATS_CONNECTION_TOKEN = Symbol('NATS_CONNECTION');
 
@@ -41,6 +41,7 @@ export class NatsModule {
           provide: NATS_CONNECTION_TOKEN,
           useFactory: async () => {
             const nc = opts.enabled ? await connectNats(opts.servers, opts.name) : null;
+            if (nc) trackNatsStatus(nc);
             opts.readiness?.register('nats', () => natsReadiness(nc));
             return nc;
           },

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { redactCredentials } from '@aigov/config';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { AiModelPriceEntity } from './entities/ai-model-price.entity';
 import {
@@ -47,6 +48,9 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
     migrationsTableName: 'typeorm_migrations',
     synchronize: false,
     migrationsRun: false,
+    // Schema changes happen only in migrations: no CREATE EXTENSION on connect (uuids come
+    // from gen_random_uuid(), core since PostgreSQL 13).
+    installExtensions: false,
     logger: opts.logger,
     logging: opts.logger ? ['query', 'error', 'schema', 'warn', 'migration'] : false,
     applicationName: opts.applicationName ?? 'aigov',
@@ -75,13 +79,7 @@ export async function initializeDataSource(ds: DataSource, label = 'the database
 
 /** Hides a password in a connection string for logs and errors. */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
+  return redactCredentials(url);
 }
 
 /**

@@ -224,8 +224,16 @@ async function hostEmbedded(
       '--host=127.0.0.1',
       `--max-connections=${EMBEDDED_MAX_CONNECTIONS}`,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // Its own process group: a terminal's Ctrl-C reaches the apps, which shut down first, and
+    // not the database under them; the owner stops it after (stop() below).
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
+  // Published at once (not when the port answers): a lock naming a live host is never stale.
+  writeLock(lockFile, { ownerPid: process.pid, hostPid: child.pid ?? null, port });
+  // If this process dies without stop() (a failed startup calling process.exit), the host
+  // goes too instead of running on as an orphan.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -237,6 +245,7 @@ async function hostEmbedded(
   });
   const fail = (why: string): never => {
     fs.rmSync(lockFile, { force: true });
+    process.removeListener('exit', killOnExit);
     child.kill('SIGKILL');
     throw new Error(
       `The embedded PostgreSQL (PGlite) in ${dbDir} did not start: ${why}${stderr ? `\n${stderr}` : ''}`,
@@ -247,11 +256,11 @@ async function hostEmbedded(
     if (Date.now() > deadline) fail('timed out');
     await sleep(50);
   }
-  writeLock(lockFile, { ownerPid: process.pid, hostPid: child.pid ?? null, port });
   return {
     url: urlFor(port),
     owned: true,
     stop: async () => {
+      process.removeListener('exit', killOnExit);
       if (state.exited === null) {
         const gone = new Promise<void>((r) => child.once('exit', () => r()));
         child.kill('SIGTERM');

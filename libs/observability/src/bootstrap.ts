@@ -48,7 +48,8 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
           serializer: new PlainJsonSerializer(),
           deserializer: new PlainJsonDeserializer(),
           gracefulShutdown: true,
-          gracePeriod: 500,
+          // After unsubscribing, in-flight handlers (a price sync) get this long to reply.
+          gracePeriod: 2_000,
           timeout: 5_000,
           maxReconnectAttempts: -1,
         },

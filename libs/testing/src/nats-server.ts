@@ -50,8 +50,8 @@ async function answers(port: number): Promise<boolean> {
  * A real nats-server with JetStream, private to one test file: fixed subjects such as
  * pricing.sync cannot leak between test files running in parallel.
  */
-export async function startNatsServer(): Promise<TestNatsServer> {
-  const port = await freePort();
+export async function startNatsServer(opts: { port?: number } = {}): Promise<TestNatsServer> {
+  const port = opts.port ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-nats-'));
   const child = spawn(findBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
     stdio: 'ignore',

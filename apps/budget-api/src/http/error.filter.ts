@@ -5,7 +5,22 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bodyOf, statusOf, toDomainError } from './error-body';
 
 /** Database errors mapped by constraint name (never by pre-checking). */
+const groupGone = () => new DomainError('not_found', 'Group not found.');
+const userGone = () => new DomainError('not_found', 'User not found.');
+
 const CONSTRAINT_ERRORS: Record<string, () => DomainError> = {
+  users_last_owner: () =>
+    new DomainError('conflict', 'This is the last owner; make someone else owner first.'),
+  // Foreign keys: the referenced row was deleted by a concurrent request.
+  group_ai_budgets_group_id_fkey: groupGone,
+  group_members_group_id_fkey: groupGone,
+  user_ai_budget_overrides_group_id_fkey: groupGone,
+  groups_organization_id_fkey: () => new DomainError('not_found', 'Organization not found.'),
+  organization_members_organization_id_fkey: () => new DomainError('not_found', 'Organization not found.'),
+  organization_members_user_id_fkey: userGone,
+  group_members_user_id_fkey: userGone,
+  user_ai_budget_overrides_user_id_fkey: userGone,
+  api_keys_user_id_fkey: userGone,
   user_ai_budget_overrides_must_be_group_member: () =>
     DomainError.invalid('User is not a member of the referenced group.', [
       { field: 'group_id', detail: 'user must be a member of this group' },

@@ -45,7 +45,15 @@ export function setupOpenApi(app: NestFastifyApplication): OpenAPIObject {
         'Authenticate with `Authorization: Bearer <id>-<secret>`.',
     )
     .setVersion('2')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key: <id>-<secret>' }, 'bearer')
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'API key <id>-<secret>',
+        description: 'API key: <id>-<secret>',
+      },
+      'bearer',
+    )
     .build();
   const doc = SwaggerModule.createDocument(app, config);
   const derived = schemasFromValidators();

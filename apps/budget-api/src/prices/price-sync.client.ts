@@ -3,6 +3,7 @@ import {
   NATS_CONNECTION_TOKEN,
   SUBJECTS,
   correlationHeaders,
+  isNatsConnected,
   type NatsConnection,
   type PriceSyncRequest,
 } from '@aigov/contracts';
@@ -35,8 +36,8 @@ export class PriceSyncClient {
     if (!this.options.natsEnabled || !nc) {
       throw new DomainError('unavailable', 'Price sync is unavailable: NATS is disabled on this deployment.');
     }
-    if (nc.isClosed() || nc.isDraining()) {
-      throw new DomainError('unavailable', 'Price sync is unavailable: the NATS connection is closed.');
+    if (!isNatsConnected(nc)) {
+      throw new DomainError('unavailable', 'Price sync is unavailable: NATS is not connected.');
     }
     const timeout = this.options.priceSyncTimeoutMs;
     let text: string;

@@ -3,7 +3,7 @@ import type { UserActor } from '@aigov/authz';
 import type { SiteRole } from '@aigov/db';
 import { Authenticated, CurrentActor, Public, RequestId } from '../auth/decorators';
 import { KeyIdParam, UserRefParam } from '../http/params';
-import { page } from '../http/query.dto';
+import { PageQuery, page } from '../http/query.dto';
 import { apiKeyResponse, userResponse } from '../http/responses';
 import { CreateKeyDto, CreateUserDto, FirstUserDto, ListUsersQuery, SetRolesDto } from './users.dto';
 import { UsersService } from './users.service';
@@ -94,9 +94,14 @@ export class UsersController {
   }
 
   @Get(':user/keys')
-  async listKeys(@CurrentActor() actor: UserActor, @Param('user', UserRefParam) ref: string) {
+  async listKeys(
+    @CurrentActor() actor: UserActor,
+    @Param('user', UserRefParam) ref: string,
+    @Query() query: PageQuery,
+  ) {
     const keys = await this.users.listKeys(actor, ref);
-    return { keys: keys.map(apiKeyResponse), count: keys.length };
+    const { limit, offset } = page(query);
+    return { keys: keys.slice(offset, offset + limit).map(apiKeyResponse), count: keys.length };
   }
 
   @Delete(':user/keys/:id')

@@ -21,6 +21,10 @@ const USERNAME = /^[a-z0-9_-]{1,64}$/;
 const USERNAME_RULE = 'must be 1 to 64 lowercase letters, digits, _ or -, and not "me"';
 
 export class FirstUserDto {
+  // A uuid-shaped path value is always an id, so such a username could never be addressed.
+  @Matches(/^(?![0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)/, {
+    message: 'must not be shaped like a uuid',
+  })
   @NotEquals('me', { message: USERNAME_RULE })
   @Matches(USERNAME, { message: USERNAME_RULE })
   @IsString({ message: 'must be a string' })

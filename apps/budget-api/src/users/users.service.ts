@@ -151,7 +151,42 @@ export class UsersService {
   async deleteUser(actor: Actor, requestId: string, ref: string): Promise<void> {
     await this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, ref);
-      await tx.users.deleteUser(actor, user);
+      const gone = await tx.users.deleteUser(actor, user);
+      // What went with the user, as CONTRACT 1.5 records memberships, roles and keys.
+      const who = { id: user.id, username: user.username };
+      for (const organizationId of gone.organizationIds) {
+        await tx.audit.record(actor, {
+          action: 'delete',
+          resourceType: 'organization_member',
+          resourceId: `${organizationId}/${user.id}`,
+          organizationId,
+          diff: { user: who },
+          requestId,
+          reason: 'user_deleted',
+        });
+      }
+      if (user.roles.length > 0) {
+        await tx.audit.record(actor, {
+          action: 'delete',
+          resourceType: 'user_roles',
+          resourceId: user.id,
+          organizationId: null,
+          diff: { user: who, roles: { before: user.roles, after: [] } },
+          requestId,
+          reason: 'user_deleted',
+        });
+      }
+      for (const key of gone.keys) {
+        await tx.audit.record(actor, {
+          action: 'delete',
+          resourceType: 'api_key',
+          resourceId: key.id,
+          organizationId: null,
+          diff: { user: who, name: key.name },
+          requestId,
+          reason: 'user_deleted',
+        });
+      }
     });
   }
 

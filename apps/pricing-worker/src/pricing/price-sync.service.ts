@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import {
   NATS_CONNECTION_TOKEN,
   SUBJECTS,
+  cloudEvent,
   correlationHeaders,
   type NatsConnection,
   type PriceSyncResult,
@@ -107,7 +108,8 @@ export class PriceSyncService implements OnApplicationBootstrap {
   private publishUpdated(event: PricingUpdatedEvent): void {
     if (!this.nats || this.nats.isClosed()) return;
     try {
-      this.nats.publish(SUBJECTS.pricingUpdated, JSON.stringify(event), {
+      const envelope = cloudEvent(SUBJECTS.pricingUpdated, 'aigov/pricing-worker', event);
+      this.nats.publish(SUBJECTS.pricingUpdated, JSON.stringify(envelope), {
         headers: correlationHeaders(currentRequestId()),
       });
     } catch (err) {

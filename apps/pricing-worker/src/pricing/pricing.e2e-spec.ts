@@ -141,7 +141,18 @@ describe('pricing worker over NATS (real nats-server, real PostgreSQL)', () => {
     });
     await nc.flush();
     await new Promise((r) => setTimeout(r, 100));
-    expect(events).toEqual([{ source: 'upstream', inserted: 4, updated: 0 }]);
+    // A CloudEvents 1.0 structured event whose type is the subject.
+    expect(events).toEqual([
+      {
+        specversion: '1.0',
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        source: 'aigov/pricing-worker',
+        type: 'pricing.updated',
+        time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+        datacontenttype: 'application/json',
+        data: { source: 'upstream', inserted: 4, updated: 0 },
+      },
+    ]);
     const { rows } = await pg.query(
       `SELECT input_price, output_price, cache_read_price, cache_write_price FROM ai_model_prices WHERE provider = 'openai' AND model = 'fixture-free'`,
     );
