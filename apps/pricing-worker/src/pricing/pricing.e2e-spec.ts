@@ -145,10 +145,10 @@ describe('pricing worker over NATS (real nats-server, real PostgreSQL)', () => {
     expect(events).toEqual([
       {
         specversion: '1.0',
-        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown,
         source: 'aigov/pricing-worker',
         type: 'pricing.updated',
-        time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+        time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) as unknown,
         datacontenttype: 'application/json',
         data: { source: 'upstream', inserted: 4, updated: 0 },
       },
