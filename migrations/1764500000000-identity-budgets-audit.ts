@@ -133,10 +133,21 @@ export class IdentityBudgetsAudit1764500000000 implements MigrationInterface {
     // Removal path: leaving an organization leaves its groups, in the same transaction.
     await q.query(`
       CREATE FUNCTION organization_members_remove_group_members() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        r record;
       BEGIN
-        DELETE FROM group_members gm
-         USING groups g
-         WHERE g.id = gm.group_id AND g.organization_id = OLD.organization_id AND gm.user_id = OLD.user_id;
+        -- Each group membership removed this way is audited (CONTRACT 1.5: one group_member entry
+        -- per user removed), by the database as the actor, with the causing request's id.
+        FOR r IN DELETE FROM group_members gm
+                  USING groups g
+                  WHERE g.id = gm.group_id AND g.organization_id = OLD.organization_id AND gm.user_id = OLD.user_id
+                 RETURNING gm.group_id, gm.user_id, g.name LOOP
+          INSERT INTO audit_logs (actor_id, actor, action, resource_type, resource_id, organization_id, diff, request_id, reason)
+          VALUES (NULL, 'system:database', 'delete', 'group_member', r.group_id::text || '/' || r.user_id::text,
+                  OLD.organization_id,
+                  jsonb_build_object('group', jsonb_build_object('id', r.group_id, 'name', r.name), 'user_id', r.user_id),
+                  nullif(current_setting('aigov.request_id', true), ''), 'membership_removed');
+        END LOOP;
         RETURN OLD;
       END $$`);
     await q.query(`

@@ -489,7 +489,18 @@ describe('identity API: organizations, members, groups', () => {
       expect(await isOrgMember(orgA, leaver.id)).toBe(false);
       expect(await groupMemberIds(group)).toEqual([stays.id]);
       expect(await groupMemberIds(orgA)).not.toContain(leaver.id);
+      // The group membership removed with it is audited by the database (one entry per user).
       expect(await auditOf(requestId)).toEqual([
+        {
+          actor: 'system:database',
+          actor_id: null,
+          action: 'delete',
+          resource_type: 'group_member',
+          resource_id: `${group}/${leaver.id}`,
+          organization_id: orgA,
+          diff: { group: { id: group, name: 'leavers' }, user_id: leaver.id },
+          request_id: requestId,
+        },
         {
           actor: 'admin-a',
           actor_id: adminA.id,
