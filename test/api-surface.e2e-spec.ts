@@ -1,45 +1,9 @@
-import { RequestMethod } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { IS_PUBLIC_KEY } from '@aigov/contracts';
 import { FEATURE_MODULES } from '../apps/budget-api/src/budget-api.module';
-import { AUTHENTICATED_KEY } from '../apps/budget-api/src/auth/decorators';
+import { routeTable } from '../apps/budget-api/src/http/routes';
 import { ApiHarness } from './helpers/api';
 
-interface Route {
-  method: string;
-  path: string;
-  isPublic: boolean;
-  authenticated: boolean;
-}
-
 /** Every route of every feature module, read from Nest's own decorator metadata. */
-function routes(): Route[] {
-  const out: Route[] = [];
-  for (const mod of FEATURE_MODULES) {
-    const controllers = (Reflect.getMetadata('controllers', mod) ?? []) as (new (...a: never[]) => object)[];
-    for (const ctrl of controllers) {
-      const base = (Reflect.getMetadata(PATH_METADATA, ctrl) as string | undefined) ?? '';
-      const proto = ctrl.prototype as Record<string, unknown>;
-      for (const name of Object.getOwnPropertyNames(proto)) {
-        const handler = proto[name];
-        if (name === 'constructor' || typeof handler !== 'function') continue;
-        const sub = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
-        const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
-        if (sub === undefined || method === undefined) continue;
-        const flag = (key: string) =>
-          Boolean(Reflect.getMetadata(key, handler) ?? Reflect.getMetadata(key, ctrl));
-        const path = `/${[base, sub].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/');
-        out.push({
-          method: RequestMethod[method],
-          path,
-          isPublic: flag(IS_PUBLIC_KEY),
-          authenticated: flag(AUTHENTICATED_KEY),
-        });
-      }
-    }
-  }
-  return out;
-}
+const routes = () => routeTable(FEATURE_MODULES);
 
 const SAMPLE: Record<string, string> = {
   group: '00000000-0000-4000-8000-000000000001',

@@ -207,4 +207,32 @@ describe('AI_BUDGETS_ENABLED=false', () => {
     expect((await api.request('GET', `/api/v2/groups/${org.id}/ai/budget`)).status).toBe(401);
     expect((await api.request('GET', '/api/v2/users/me', { token: owner.token })).status).toBe(200);
   });
+
+  it('the switch wins over body errors: malformed JSON and a wrong media type are 403 too (401 first)', async () => {
+    const [org] = await api.sql<{ id: string }>(`SELECT id FROM organizations WHERE name = 'default'`);
+    const path = `/api/v2/groups/${org.id}/ai/budget`;
+    const malformed = await api.request('PUT', path, {
+      token: owner.token,
+      rawBody: '{"spend_limit_micros": ',
+    });
+    expect(malformed.status).toBe(403);
+    expect(malformed.body.message).toBe('AI budgets are disabled on this deployment.');
+    expect(malformed.body.request_id).toBe(malformed.headers.get('x-request-id'));
+    const text = await api.request('PUT', path, {
+      token: owner.token,
+      rawBody: 'x',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(text.status).toBe(403);
+    expect((await api.request('PUT', path, { rawBody: '{' })).status).toBe(401);
+    const override = await api.request('PUT', '/api/v2/users/me/ai/budget', {
+      token: owner.token,
+      rawBody: '[',
+    });
+    expect(override.status).toBe(403);
+    // other routes still validate as usual
+    expect((await api.request('POST', '/api/v2/users', { token: owner.token, rawBody: '{' })).status).toBe(
+      400,
+    );
+  });
 });

@@ -6,6 +6,7 @@ import { DatabaseModule } from '@aigov/db';
 import { ObservabilityModule, type Logger, type Metrics, type Readiness } from '@aigov/observability';
 import { AuditModule } from './audit/audit.module';
 import { AuthGuard } from './auth/auth.guard';
+import { Authenticator } from './auth/authenticator';
 import { BudgetsModule } from './budgets/budgets.module';
 import { CoreModule } from './core.module';
 import { GroupsModule } from './groups/groups.module';
@@ -65,6 +66,7 @@ export class BudgetApiModule {
         ...FEATURE_MODULES,
       ],
       providers: [
+        Authenticator,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorFilter },
         { provide: APP_PIPE, useClass: StrictValidationPipe },

@@ -10,6 +10,7 @@ export const Authenticated = (): MethodDecorator & ClassDecorator => SetMetadata
 
 /** A budget, override, spend or enforcement route: 403 when AI_BUDGETS_ENABLED=false (after 401). */
 export const AI_BUDGET_ROUTE_KEY = 'aigov:ai-budget-route';
+export const AI_BUDGETS_DISABLED = 'AI budgets are disabled on this deployment.';
 export const AiBudgetRoute = (): MethodDecorator & ClassDecorator => SetMetadata(AI_BUDGET_ROUTE_KEY, true);
 
 export type AuthenticatedRequest = FastifyRequest & { actor?: UserActor };
