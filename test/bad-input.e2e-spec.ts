@@ -269,7 +269,7 @@ const CASES: Record<string, Case> = {
     method: 'POST',
     path: USERS,
     body: { ...USER_OK, roles: ['king'] },
-    fields: ['roles'],
+    fields: ['roles[0]'],
   },
   'users: roles as a string': {
     method: 'POST',
@@ -281,7 +281,7 @@ const CASES: Record<string, Case> = {
     method: 'POST',
     path: USERS,
     body: { ...USER_OK, organization_ids: ['not-a-uuid'] },
-    fields: ['organization_ids'],
+    fields: ['organization_ids[0]'],
   },
   'users: organization_ids as an object': {
     method: 'POST',
@@ -371,13 +371,13 @@ const CASES: Record<string, Case> = {
     method: 'PUT',
     path: ROLES,
     body: { roles: ['superuser'] },
-    fields: ['roles'],
+    fields: ['roles[0]'],
   },
   'roles: organization role as a site role': {
     method: 'PUT',
     path: ROLES,
     body: { roles: ['organization-admin'] },
-    fields: ['roles'],
+    fields: ['roles[0]'],
   },
   'roles: missing roles': { method: 'PUT', path: ROLES, body: {}, fields: ['roles'] },
   'roles: null': { method: 'PUT', path: ROLES, body: { roles: null }, fields: ['roles'] },

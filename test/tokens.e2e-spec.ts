@@ -220,4 +220,18 @@ describe('tokens, the first user and the error envelope (real PostgreSQL)', () =
       ).status,
     ).toBe(200);
   });
+
+  it('emails are unique whatever their case (stored lowercased)', async () => {
+    const a = await api.request<{ email: string }>('POST', '/api/v2/users', {
+      token: ownerToken,
+      body: { username: 'casey', email: 'Casey@Example.COM', organization_ids: [] },
+    });
+    expect(a.status).toBe(201);
+    expect(a.body.email).toBe('casey@example.com');
+    const b = await api.request('POST', '/api/v2/users', {
+      token: ownerToken,
+      body: { username: 'casey2', email: 'CASEY@example.com', organization_ids: [] },
+    });
+    expect(b.status).toBe(409);
+  });
 });

@@ -39,6 +39,7 @@ export class UsersController {
     @RequestId() requestId: string,
     @Body() body: CreateUserDto,
   ) {
+    body.checkElements();
     const user = await this.users.createUser(actor, requestId, {
       username: body.username,
       email: body.email,
@@ -72,6 +73,7 @@ export class UsersController {
     @Param('user', UserRefParam) ref: string,
     @Body() body: SetRolesDto,
   ) {
+    body.checkElements();
     return userResponse(await this.users.setRoles(actor, requestId, ref, body.roles as SiteRole[]));
   }
 

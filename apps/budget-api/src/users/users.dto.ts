@@ -3,11 +3,9 @@ import {
   ArrayMaxSize,
   IsArray,
   IsEmail,
-  IsIn,
   IsInt,
   IsOptional,
   IsString,
-  IsUUID,
   Matches,
   Max,
   MaxLength,
@@ -15,9 +13,16 @@ import {
   NotEquals,
   ValidateIf,
 } from 'class-validator';
+import { UUID } from '@aigov/authz';
+import { Transform } from 'class-transformer';
 import { PageQuery } from '../http/query.dto';
+import { elementErrors, throwIfInvalid } from '../http/validation.pipe';
 
 const USERNAME = /^[a-z0-9_-]{1,64}$/;
+const SITE_ROLE_RULE = `must be one of ${SITE_ROLES.join(', ')}`;
+const isSiteRole = (v: unknown): boolean =>
+  typeof v === 'string' && (SITE_ROLES as readonly string[]).includes(v);
+const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
 const USERNAME_RULE = 'must be 1 to 64 lowercase letters, digits, _ or -, and not "me"';
 
 export class FirstUserDto {
@@ -32,6 +37,8 @@ export class FirstUserDto {
 
   @MaxLength(254, { message: 'must be at most 254 characters' })
   @IsEmail({}, { message: 'must be an email address' })
+  // Stored lowercased, so uniqueness ignores case (Bob@x.io and bob@x.io are one address).
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
   email!: string;
 
   @IsOptional()
@@ -43,22 +50,32 @@ export class FirstUserDto {
 export class CreateUserDto extends FirstUserDto {
   // Absent means none; null is the wrong type and is refused.
   @ValidateIf((o: CreateUserDto) => o.roles !== undefined)
-  @IsIn(SITE_ROLES, { each: true, message: `each must be one of ${SITE_ROLES.join(', ')}` })
+  // Each element is checked by checkElements() below, which names it (`roles[1]`).
   @IsArray({ message: 'must be an array of site roles' })
   roles?: string[];
 
   // Absent means organization `default`, [] none; null is refused rather than guessed.
   @ValidateIf((o: CreateUserDto) => o.organization_ids !== undefined)
-  @IsUUID('all', { each: true, message: 'each must be a uuid' })
   @ArrayMaxSize(100, { message: 'must have at most 100 entries' })
   @IsArray({ message: 'must be an array of organization ids' })
   organization_ids?: string[];
+
+  /** Element checks with indexed field names (class-validator's `each` names only the array). */
+  checkElements(): void {
+    throwIfInvalid([
+      ...elementErrors('roles', this.roles, isSiteRole, SITE_ROLE_RULE),
+      ...elementErrors('organization_ids', this.organization_ids, isUuid, 'must be a uuid'),
+    ]);
+  }
 }
 
 export class SetRolesDto {
-  @IsIn(SITE_ROLES, { each: true, message: `each must be one of ${SITE_ROLES.join(', ')}` })
   @IsArray({ message: 'must be an array of site roles' })
   roles!: string[];
+
+  checkElements(): void {
+    throwIfInvalid(elementErrors('roles', this.roles, isSiteRole, SITE_ROLE_RULE));
+  }
 }
 
 export class CreateKeyDto {
