@@ -112,6 +112,34 @@ export interface RaceFixture {
 }
 
 /** `n` fresh (organization, user, organization membership, group) sets, created in one transaction. */
+/**
+ * One organization, one user who is its member, and one group per entry, in a few statements
+ * (the race tests set up thousands of rounds). Runs on the caller's client, inside its transaction.
+ */
+export async function insertRaceWorld(
+  client: Queryable,
+  w: { orgs: string[]; users: string[]; groups: string[]; names: string[] },
+): Promise<void> {
+  await client.query('INSERT INTO organizations (id, name) SELECT * FROM unnest($1::uuid[], $2::text[])', [
+    w.orgs,
+    w.names,
+  ]);
+  await client.query(
+    `INSERT INTO users (id, username, email)
+       SELECT id, name, name || '@example.test' FROM unnest($1::uuid[], $2::text[]) AS u (id, name)`,
+    [w.users, w.names],
+  );
+  await client.query(
+    'INSERT INTO organization_members (organization_id, user_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])',
+    [w.orgs, w.users],
+  );
+  await client.query(
+    `INSERT INTO groups (id, organization_id, name)
+       SELECT id, org, 'racers' FROM unnest($1::uuid[], $2::uuid[]) AS g (id, org)`,
+    [w.groups, w.orgs],
+  );
+}
+
 export async function createRaceFixtures(pool: Pool, n: number): Promise<RaceFixture[]> {
   const fixtures = Array.from({ length: n }, () => ({
     organizationId: randomUUID(),
@@ -125,24 +153,7 @@ export async function createRaceFixtures(pool: Pool, n: number): Promise<RaceFix
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query('INSERT INTO organizations (id, name) SELECT * FROM unnest($1::uuid[], $2::text[])', [
-      orgs,
-      names,
-    ]);
-    await client.query(
-      `INSERT INTO users (id, username, email)
-       SELECT id, name, name || '@example.test' FROM unnest($1::uuid[], $2::text[]) AS u (id, name)`,
-      [users, names],
-    );
-    await client.query(
-      'INSERT INTO organization_members (organization_id, user_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])',
-      [orgs, users],
-    );
-    await client.query(
-      `INSERT INTO groups (id, organization_id, name)
-       SELECT id, org, 'racers' FROM unnest($1::uuid[], $2::uuid[]) AS g (id, org)`,
-      [groups, orgs],
-    );
+    await insertRaceWorld(client, { orgs, users, groups, names });
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DatabaseError, type Pool, type PoolClient } from 'pg';
-import { isCheckViolation, uniqueName, type Queryable } from './identity-sql';
+import { insertRaceWorld, isCheckViolation, uniqueName, type Queryable } from './identity-sql';
 
 // The race between an override upsert (CONTRACT 1.4) and the removal of the membership it needs.
 
@@ -81,24 +81,7 @@ async function insertFixtures(pool: Pool, fixtures: OverrideRaceFixture[]): Prom
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query('INSERT INTO organizations (id, name) SELECT * FROM unnest($1::uuid[], $2::text[])', [
-      orgs,
-      names,
-    ]);
-    await client.query(
-      `INSERT INTO users (id, username, email)
-       SELECT id, name, name || '@example.test' FROM unnest($1::uuid[], $2::text[]) AS u (id, name)`,
-      [users, names],
-    );
-    await client.query(
-      'INSERT INTO organization_members (organization_id, user_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])',
-      [orgs, users],
-    );
-    await client.query(
-      `INSERT INTO groups (id, organization_id, name)
-       SELECT id, org, 'racers' FROM unnest($1::uuid[], $2::uuid[]) AS g (id, org)`,
-      [groups, orgs],
-    );
+    await insertRaceWorld(client, { orgs, users, groups, names });
     await client.query(
       'INSERT INTO group_members (group_id, user_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])',
       [groups, users],
