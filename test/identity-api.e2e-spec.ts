@@ -49,19 +49,7 @@ describe('identity API: organizations, members, groups', () => {
   /** A fresh request id, so that the audit entries of one request can be found. */
   const rid = () => `identity-test-${process.pid}-${++seq}`;
 
-  function call<T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    who: Person | null,
-    body?: unknown,
-    requestId?: string,
-  ): Promise<ApiResponse<T>> {
-    return api.request<T>(method, path, {
-      token: who?.token,
-      body,
-      headers: requestId ? { 'x-request-id': requestId } : {},
-    });
-  }
+  const call = <T = Record<string, unknown>>(...args: Parameters<ApiHarness['call']>) => api.call<T>(...args);
 
   const fields = (res: ApiResponse) => (res.body as unknown as ErrorBody).validations.map((v) => v.field);
 

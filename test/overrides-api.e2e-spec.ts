@@ -78,19 +78,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
   /** A fresh request id, so that the audit entries of one request can be found. */
   const rid = () => `overrides-test-${process.pid}-${++seq}`;
 
-  function call<T = Record<string, unknown>>(
-    method: string,
-    p: string,
-    who: Person | null,
-    body?: unknown,
-    requestId?: string,
-  ): Promise<ApiResponse<T>> {
-    return api.request<T>(method, p, {
-      token: who?.token,
-      body,
-      headers: requestId ? { 'x-request-id': requestId } : {},
-    });
-  }
+  const call = <T = Record<string, unknown>>(...args: Parameters<ApiHarness['call']>) => api.call<T>(...args);
 
   const put = (who: Person | null, user: string, groupId: string, limit: number, requestId?: string) =>
     call<OverrideBody>('PUT', path(user), who, { group_id: groupId, spend_limit_micros: limit }, requestId);

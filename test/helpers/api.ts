@@ -93,6 +93,21 @@ export class ApiHarness {
     return { status: res.status, body: parsed as T, headers: res.headers };
   }
 
+  /** A request as `who` (null: no token), optionally with our own X-Request-Id to find its audit entries. */
+  call<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    who: { token: string } | null,
+    body?: unknown,
+    requestId?: string,
+  ): Promise<ApiResponse<T>> {
+    return this.request<T>(method, path, {
+      token: who?.token,
+      body,
+      headers: requestId ? { 'x-request-id': requestId } : {},
+    });
+  }
+
   async sql<T = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<T[]> {
     return (await this.pg.query(text, params)).rows as T[];
   }
