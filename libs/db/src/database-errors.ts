@@ -102,7 +102,11 @@ const CONNECTION_ERROR_MESSAGES = [
  * now) and 53300 (too many connections).
  */
 export function isDatabaseUnavailableError(err: unknown): boolean {
-  for (const e of [err as PgLikeError, driverErrorOf(err), ((err as PgLikeError)?.cause ?? {}) as PgLikeError]) {
+  for (const e of [
+    err as PgLikeError,
+    driverErrorOf(err),
+    ((err as PgLikeError)?.cause ?? {}) as PgLikeError,
+  ]) {
     if (!e) continue;
     const code = e.code ?? '';
     if (CONNECTION_ERROR_CODES.has(code)) return true;
