@@ -5,7 +5,6 @@ export * from './data-source';
 export * from './database.module';
 export * from './embedded';
 export * from './migrate';
-export * from './entities/ai-model-price.entity';
 export * from './repositories/api-key.repository';
 export * from './repositories/audit.repository';
 export * from './repositories/group-budget.repository';
