@@ -89,5 +89,5 @@ describe('concurrent PATCH of one group', () => {
       `SELECT count(*)::int AS n FROM audit_logs WHERE resource_type = 'group_member'`,
     );
     expect(auditAfter[0].n - auditBefore[0].n).toBe(changes);
-  });
+  }, 300_000);
 });

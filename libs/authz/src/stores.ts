@@ -46,6 +46,14 @@ export const notFound = (what: string) => () => new DomainError('not_found', `${
 
 const groupSubject = (g: Group): Subject => ({ organizationIds: [g.organizationId], groupId: g.id });
 
+/**
+ * Changes of one group (name, members) serialize on its row: two concurrent PATCHes end as if
+ * one ran after the other, and their membership rows are never locked in crossing order.
+ */
+async function lockForChange(identity: IdentityRepository, g: Group): Promise<void> {
+  if (!(await identity.lockGroup(g.id))) throw notFound('Group')();
+}
+
 export class GroupStore {
   constructor(
     private readonly identity: IdentityRepository,
@@ -100,7 +108,7 @@ export class GroupStore {
     patch: { name?: string; displayName?: string | null },
   ): Promise<Group> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
-    await this.lockForChange(g);
+    await lockForChange(this.identity, g);
     const updated = await this.identity.updateGroup(g.id, patch);
     if (!updated) throw notFound('Group')();
     return updated;
@@ -108,22 +116,14 @@ export class GroupStore {
 
   async addGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
-    await this.lockForChange(g);
+    await lockForChange(this.identity, g);
     return this.identity.addGroupMembers(g.id, userIds);
   }
 
   async removeGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
-    await this.lockForChange(g);
+    await lockForChange(this.identity, g);
     return this.identity.removeGroupMembers(g.id, userIds);
-  }
-
-  /**
-   * Changes of one group (name, members) serialize on its row: two concurrent PATCHes end as
-   * if one ran after the other, and their membership rows are never locked in crossing order.
-   */
-  private async lockForChange(g: Group): Promise<void> {
-    if (!(await this.identity.lockGroup(g.id))) throw notFound('Group')();
   }
 
   async deleteGroup(actor: Actor, g: Group): Promise<void> {
