@@ -394,7 +394,7 @@ export class OrganizationStore {
 }
 
 /**
- * User budget overrides (CONTRACT 2.3, 3): read by whoever may read the user; written only with
+ * User budget overrides (docs/permissions.md): read by whoever may read the user; written only with
  * site-wide user update AND group update on the attributed group (on a reassignment, on both).
  */
 export class OverrideStore {

@@ -16,7 +16,7 @@ const USER_COLUMNS = `id, username, email, name, status, roles, created_at AS "c
 const GROUP_COLUMNS = `id, organization_id AS "organizationId", name, display_name AS "displayName",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-/** The identity tables (CONTRACT 1.1). Invariants live in the database; this is plain SQL. */
+/** The identity tables (migrations/). Invariants live in the database; this is plain SQL. */
 export class IdentityRepository {
   constructor(private readonly db: Db) {}
 
