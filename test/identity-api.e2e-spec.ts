@@ -344,11 +344,11 @@ describe('identity API: organizations, members, groups', () => {
         'PUT',
         path,
         userAdminA,
-        { roles: ['organization-admin', 'organization-admin', 'organization-auditor'] },
+        { roles: ['organization-user-admin', 'organization-user-admin', 'organization-auditor'] },
         requestId,
       );
       expect(changed.status).toBe(200);
-      expect(changed.body.roles).toEqual(['organization-admin', 'organization-auditor']);
+      expect(changed.body.roles).toEqual(['organization-user-admin', 'organization-auditor']);
       expect(changed.body.created_at).toBe(first.body.created_at);
       const [entry] = await auditOf(requestId);
       expect(entry).toMatchObject({
@@ -358,7 +358,10 @@ describe('identity API: organizations, members, groups', () => {
         organization_id: orgA,
         diff: {
           user: { id: joiner.id, username: 'joiner-2' },
-          roles: { before: ['organization-auditor'], after: ['organization-admin', 'organization-auditor'] },
+          roles: {
+            before: ['organization-auditor'],
+            after: ['organization-user-admin', 'organization-auditor'],
+          },
         },
       });
 
