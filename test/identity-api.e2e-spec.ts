@@ -458,6 +458,50 @@ describe('identity API: organizations, members, groups', () => {
     });
   });
 
+  describe('granting organization roles (CONTRACT 3)', () => {
+    type Member = { user_id: string; roles: string[] };
+    it('an organization-user-admin cannot make itself organization-admin (403, nothing recorded)', async () => {
+      const requestId = rid();
+      const res = await call<ErrorBody>(
+        'PUT',
+        `/api/v2/organizations/org-a/members/${userAdminA.username}`,
+        userAdminA,
+        { roles: ['organization-admin'] },
+        requestId,
+      );
+      expect(res.status).toBe(403);
+      expect(res.body.message).toContain('organization-admin');
+      const [row] = await api.sql<{ roles: string[] }>(
+        'SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2',
+        [orgA, userAdminA.id],
+      );
+      expect(row.roles).toEqual(['organization-user-admin']);
+      expect(await auditOf(requestId)).toEqual([]);
+    });
+
+    it('an organization-user-admin can neither demote nor remove an organization-admin, but may re-add one unchanged', async () => {
+      const path = `/api/v2/organizations/org-a/members/${adminA.username}`;
+      for (const roles of [[], ['organization-auditor'], ['organization-user-admin']]) {
+        expect((await call('PUT', path, userAdminA, { roles })).status).toBe(403);
+      }
+      expect((await call('DELETE', path, userAdminA)).status).toBe(403);
+      const same = await call<Member>('PUT', path, userAdminA, {});
+      expect(same.status).toBe(200);
+      expect(same.body.roles).toEqual(['organization-admin']);
+    });
+
+    it('an organization-admin grants and takes away organization-admin', async () => {
+      await world.person(owner, 'promoted', { orgs: [{ id: orgA }] });
+      const path = `/api/v2/organizations/org-a/members/promoted`;
+      const up = await call<Member>('PUT', path, adminA, { roles: ['organization-admin'] });
+      expect(up.status).toBe(200);
+      expect(up.body.roles).toEqual(['organization-admin']);
+      const down = await call<Member>('PUT', path, adminA, { roles: [] });
+      expect(down.status).toBe(200);
+      expect(down.body.roles).toEqual([]);
+    });
+  });
+
   describe('DELETE /api/v2/organizations/{organization}/members/{user}', () => {
     it('removes the member and their group memberships; audited as delete', async () => {
       const leaver = await world.person(owner, 'leaver-1', {
