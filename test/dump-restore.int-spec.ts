@@ -41,8 +41,14 @@ async function tool(cmd: string, args: string[]): Promise<{ stdout: string; stde
 
 const keyId = (): string => randomBytes(8).toString('hex').slice(0, 10);
 
+/** What the deletion check removes: a user in two organizations and two groups, and a group. */
+interface Doomed {
+  user: string;
+  group: string;
+}
+
 /** Fills every table through SQL, triggers included (cascade audit entries, Everyone groups). */
-async function populate(db: Queryable): Promise<void> {
+async function populate(db: Queryable): Promise<Doomed> {
   const acme = await insertOrganization(db);
   const globex = await insertOrganization(db);
   await db.query(`UPDATE organizations SET display_name = 'Acme, Inc. – "quoted"' WHERE id = $1`, [acme]);
@@ -112,6 +118,36 @@ async function populate(db: Queryable): Promise<void> {
             ($3, $4, NULL, sha256('secret-2'::bytea), NULL, NULL)`,
     [keyId(), alice, keyId(), erin],
   );
+  await db.query(
+    `INSERT INTO api_keys (id, user_id, name, secret_hash) VALUES ($1, $2, 'bob key', sha256('secret-3'::bytea))`,
+    [keyId(), bob],
+  );
+  await db.query(`UPDATE users SET roles = '{auditor}' WHERE id = $1`, [bob]);
+  // bob: in acme and globex, in eng and data, an override on acme's Everyone group, a key, a role.
+  // eng: a budget and members (alice, and bob unless he went first).
+  return { user: bob, group: eng };
+}
+
+/**
+ * Deletes the user, then the group, in one transaction that is rolled back, and returns the audit
+ * entries the deletions left (without ids and times), sorted. CONTRACT 1.5: they must not depend
+ * on the order in which PostgreSQL fires the cascade triggers, which a restore changes.
+ */
+async function deletionAudit(db: Queryable, doomed: Doomed): Promise<string[]> {
+  await db.query('BEGIN');
+  try {
+    await db.query(`SELECT set_config('aigov.request_id', 'req-deletion', true)`);
+    await db.query('DELETE FROM users WHERE id = $1', [doomed.user]);
+    await db.query('DELETE FROM groups WHERE id = $1', [doomed.group]);
+    const res = await db.query<{ e: string }>(
+      `SELECT jsonb_build_object('actor', actor, 'action', action, 'resource_type', resource_type,
+                'resource_id', resource_id, 'organization_id', organization_id, 'diff', diff, 'reason', reason)::text AS e
+         FROM audit_logs WHERE request_id = 'req-deletion' ORDER BY 1`,
+    );
+    return res.rows.map((r) => r.e);
+  } finally {
+    await db.query('ROLLBACK');
+  }
 }
 
 interface TableDigest {
@@ -166,13 +202,17 @@ describe('pg_dump and restore into an empty database', () => {
   let dir: string;
   let before: TableDigest[];
   let beforeSchema: string[];
+  let doomed: Doomed;
+  /** The deletion's audit entries on the freshly migrated source database. */
+  let sourceDeletion: string[];
   const opened: { db: TestDatabase; pool?: Pool }[] = [];
 
   beforeAll(async () => {
     source = await createTestDatabase();
     // One connection: populate() runs BEGIN/COMMIT through it.
     sourcePool = new Pool({ connectionString: source.url, max: 1, application_name: 'aigov-dump-test' });
-    await populate(sourcePool);
+    doomed = await populate(sourcePool);
+    sourceDeletion = await deletionAudit(sourcePool, doomed);
     before = await digests(sourcePool);
     beforeSchema = await schemaObjects(sourcePool);
     dir = await mkdtemp(path.join(tmpdir(), 'aigov-dump-'));
@@ -212,6 +252,33 @@ describe('pg_dump and restore into an empty database', () => {
       ),
     ).toBe(1);
     expect(await count(sourcePool, 'SELECT 1 FROM user_ai_budget_overrides')).toBe(3);
+  });
+
+  it('deleting a user and a group records everything that went with them', () => {
+    const kinds = sourceDeletion.map((e) => {
+      const j = JSON.parse(e) as {
+        actor: string;
+        action: string;
+        resource_type: string;
+        reason: string | null;
+      };
+      return `${j.actor} ${j.action} ${j.resource_type} ${j.reason ?? '-'}`;
+    });
+    expect(kinds.sort()).toEqual(
+      [
+        // bob: override, two group memberships, two organization memberships, key, roles
+        'system:database delete user_ai_budget_override user_deleted',
+        'system:database delete group_member user_deleted',
+        'system:database delete group_member user_deleted',
+        'system:database delete organization_member user_deleted',
+        'system:database delete organization_member user_deleted',
+        'system:database delete api_key user_deleted',
+        'system:database delete user_roles user_deleted',
+        // eng: its remaining member (alice) and its budget
+        'system:database delete group_member group_deleted',
+        'system:database delete group_ai_budget group_deleted',
+      ].sort(),
+    );
   });
 
   it.each([
@@ -255,6 +322,7 @@ describe('pg_dump and restore into an empty database', () => {
       expect(await digests(pool)).toEqual(before);
       expect(await schemaObjects(pool)).toEqual(beforeSchema);
 
+      expect(await deletionAudit(pool, doomed)).toEqual(sourceDeletion);
       await expectTriggersWork(pool);
     },
   );

@@ -344,11 +344,11 @@ describe('identity API: organizations, members, groups', () => {
         'PUT',
         path,
         userAdminA,
-        { roles: ['organization-admin', 'organization-admin', 'organization-auditor'] },
+        { roles: ['organization-user-admin', 'organization-user-admin', 'organization-auditor'] },
         requestId,
       );
       expect(changed.status).toBe(200);
-      expect(changed.body.roles).toEqual(['organization-admin', 'organization-auditor']);
+      expect(changed.body.roles).toEqual(['organization-user-admin', 'organization-auditor']);
       expect(changed.body.created_at).toBe(first.body.created_at);
       const [entry] = await auditOf(requestId);
       expect(entry).toMatchObject({
@@ -358,7 +358,10 @@ describe('identity API: organizations, members, groups', () => {
         organization_id: orgA,
         diff: {
           user: { id: joiner.id, username: 'joiner-2' },
-          roles: { before: ['organization-auditor'], after: ['organization-admin', 'organization-auditor'] },
+          roles: {
+            before: ['organization-auditor'],
+            after: ['organization-user-admin', 'organization-auditor'],
+          },
         },
       });
 
@@ -452,6 +455,50 @@ describe('identity API: organizations, members, groups', () => {
       expect(
         (await call('PUT', `/api/v2/organizations/${orgA}/members/${outsider.id}`, null, {})).status,
       ).toBe(401);
+    });
+  });
+
+  describe('granting organization roles (CONTRACT 3)', () => {
+    type Member = { user_id: string; roles: string[] };
+    it('an organization-user-admin cannot make itself organization-admin (403, nothing recorded)', async () => {
+      const requestId = rid();
+      const res = await call<ErrorBody>(
+        'PUT',
+        `/api/v2/organizations/org-a/members/${userAdminA.username}`,
+        userAdminA,
+        { roles: ['organization-admin'] },
+        requestId,
+      );
+      expect(res.status).toBe(403);
+      expect(res.body.message).toContain('organization-admin');
+      const [row] = await api.sql<{ roles: string[] }>(
+        'SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2',
+        [orgA, userAdminA.id],
+      );
+      expect(row.roles).toEqual(['organization-user-admin']);
+      expect(await auditOf(requestId)).toEqual([]);
+    });
+
+    it('an organization-user-admin can neither demote nor remove an organization-admin, but may re-add one unchanged', async () => {
+      const path = `/api/v2/organizations/org-a/members/${adminA.username}`;
+      for (const roles of [[], ['organization-auditor'], ['organization-user-admin']]) {
+        expect((await call('PUT', path, userAdminA, { roles })).status).toBe(403);
+      }
+      expect((await call('DELETE', path, userAdminA)).status).toBe(403);
+      const same = await call<Member>('PUT', path, userAdminA, {});
+      expect(same.status).toBe(200);
+      expect(same.body.roles).toEqual(['organization-admin']);
+    });
+
+    it('an organization-admin grants and takes away organization-admin', async () => {
+      await world.person(owner, 'promoted', { orgs: [{ id: orgA }] });
+      const path = `/api/v2/organizations/org-a/members/promoted`;
+      const up = await call<Member>('PUT', path, adminA, { roles: ['organization-admin'] });
+      expect(up.status).toBe(200);
+      expect(up.body.roles).toEqual(['organization-admin']);
+      const down = await call<Member>('PUT', path, adminA, { roles: [] });
+      expect(down.status).toBe(200);
+      expect(down.body.roles).toEqual([]);
     });
   });
 

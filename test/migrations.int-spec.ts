@@ -80,9 +80,9 @@ describe('migrations on an empty database', () => {
     const reverted = await revertLastMigrationLocked(ds);
     expect(reverted).toBe(NEWEST);
     const afterRevert = await relations(ds);
-    // The newest migration created something, and its revert removed it and nothing else stayed changed.
-    expect(afterRevert.length).toBeLessThan(before.length);
-    expect(afterRevert.every((r) => before.includes(r))).toBe(true);
+    // The revert changed the schema (a migration may replace functions as well as add them);
+    // re-applying below must give back exactly what was there.
+    expect(afterRevert).not.toEqual(before);
     const rows = await ds.query<{ n: number }[]>(
       'SELECT count(*)::int AS n FROM typeorm_migrations WHERE name = $1',
       [NEWEST],

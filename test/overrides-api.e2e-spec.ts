@@ -403,6 +403,42 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
   describe('roles (docs/permissions.md)', () => {
     beforeEach(clearAlice);
 
+    it('organization-level readers see an override only when its group is in their organization', async () => {
+      // A member of B with an override on B's group; an organization admin of A adds them to A
+      // (member management needs no read right on the user), which makes the user readable to A.
+      const roamer = await world.person(owner, 'roamer', { orgs: [{ id: orgB }] });
+      await api.sql('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [groupB, roamer.id]);
+      expect((await put(owner, roamer.id, groupB, 4_200_000)).status).toBe(200);
+      const added = await call(
+        'PUT',
+        `/api/v2/organizations/${orgA}/members/${roamer.username}`,
+        orgAdminA,
+        {},
+      );
+      expect(added.status).toBe(200);
+      expect((await call('GET', `/api/v2/users/${roamer.id}`, orgAdminA)).status).toBe(200);
+
+      for (const who of [orgAdminA, orgUserAdminA]) {
+        const hidden = await call<ErrorBody>('GET', path(roamer.id), who);
+        expect(hidden.status).toBe(404);
+        // The same answer as no override at all: neither the group id nor the limit leaks.
+        expect(hidden.body.message).toBe('User has no AI budget override.');
+        expect(JSON.stringify(hidden.body)).not.toContain(groupB);
+      }
+      // Readers of B, the user and site readers still see it.
+      const adminB = await world.person(owner, 'override-admin-b', {
+        orgs: [{ id: orgB, roles: ['organization-admin'] }],
+      });
+      for (const who of [adminB, roamer, owner]) {
+        const seen = await call<OverrideBody>('GET', path(roamer.id), who);
+        expect(seen.status).toBe(200);
+        expect(seen.body).toMatchObject({ group_id: groupB, spend_limit_micros: 4_200_000 });
+      }
+      // Moved to A's Everyone group, it becomes visible to A's readers.
+      expect((await put(owner, roamer.id, orgA, 1_000)).status).toBe(200);
+      expect((await call('GET', path(roamer.id), orgAdminA)).status).toBe(200);
+    });
+
     it('the owner and a site user-admin can do everything', async () => {
       for (const who of [owner, siteUserAdmin]) {
         const created = await put(who, alice.id, eng, 10);

@@ -30,22 +30,29 @@ const OPS = [
   'custom price PUT',
   'audit log GET',
   'Everyone budget GET',
+  'grant org-admin PUT',
+  'grant org-auditor PUT',
+  'demote org-admin PUT',
+  'remove org-admin DELETE',
+  'site roles PUT',
 ] as const;
 type Op = (typeof OPS)[number];
 
 // prettier-ignore
 const MATRIX: Record<Actor, Record<Op, number>> = {
-  //                           budget GET  budget PUT  budget DELETE  group PATCH  group GET  members GET  member PUT  prices GET  custom price PUT  audit log GET  Everyone budget GET
-  'owner':                    { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 200, 'audit log GET': 200, 'Everyone budget GET': 200 },
-  'user-admin':               { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200 },
-  'auditor':                  { 'budget GET': 200, 'budget PUT': 403, 'budget DELETE': 403, 'group PATCH': 403, 'group GET': 200, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 200, 'Everyone budget GET': 200 },
-  'organization-admin':       { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200 },
-  'organization-user-admin':  { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200 },
-  'organization-auditor':     { 'budget GET': 200, 'budget PUT': 403, 'budget DELETE': 403, 'group PATCH': 403, 'group GET': 200, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200 },
-  'group-member':             { 'budget GET': 200, 'budget PUT': 403, 'budget DELETE': 403, 'group PATCH': 403, 'group GET': 200, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200 },
-  'org-member-outside-group': { 'budget GET': 404, 'budget PUT': 404, 'budget DELETE': 404, 'group PATCH': 404, 'group GET': 404, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200 },
-  'other-org-member':         { 'budget GET': 404, 'budget PUT': 404, 'budget DELETE': 404, 'group PATCH': 404, 'group GET': 404, 'members GET': 404, 'member PUT': 404, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 404 },
-  'no-token':                 { 'budget GET': 401, 'budget PUT': 401, 'budget DELETE': 401, 'group PATCH': 401, 'group GET': 401, 'members GET': 401, 'member PUT': 401, 'prices GET': 401, 'custom price PUT': 401, 'audit log GET': 401, 'Everyone budget GET': 401 },
+  // Role grants (CONTRACT 3): nobody grants a role more powerful than the ones they hold; an
+  // organization-user-admin grants only organization-user-admin and organization-auditor and can
+  // neither demote nor remove an organization-admin. Site roles: owners only.
+  'owner':                    { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 200, 'audit log GET': 200, 'Everyone budget GET': 200, 'grant org-admin PUT': 200, 'grant org-auditor PUT': 200, 'demote org-admin PUT': 200, 'remove org-admin DELETE': 204, 'site roles PUT': 200 },
+  'user-admin':               { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200, 'grant org-admin PUT': 200, 'grant org-auditor PUT': 200, 'demote org-admin PUT': 200, 'remove org-admin DELETE': 204, 'site roles PUT': 403 },
+  'auditor':                  { 'budget GET': 200, 'budget PUT': 403, 'budget DELETE': 403, 'group PATCH': 403, 'group GET': 200, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 200, 'Everyone budget GET': 200, 'grant org-admin PUT': 403, 'grant org-auditor PUT': 403, 'demote org-admin PUT': 403, 'remove org-admin DELETE': 403, 'site roles PUT': 403 },
+  'organization-admin':       { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200, 'grant org-admin PUT': 200, 'grant org-auditor PUT': 200, 'demote org-admin PUT': 200, 'remove org-admin DELETE': 204, 'site roles PUT': 403 },
+  'organization-user-admin':  { 'budget GET': 200, 'budget PUT': 200, 'budget DELETE': 204, 'group PATCH': 200, 'group GET': 200, 'members GET': 200, 'member PUT': 200, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200, 'grant org-admin PUT': 403, 'grant org-auditor PUT': 200, 'demote org-admin PUT': 403, 'remove org-admin DELETE': 403, 'site roles PUT': 403 },
+  'organization-auditor':     { 'budget GET': 200, 'budget PUT': 403, 'budget DELETE': 403, 'group PATCH': 403, 'group GET': 200, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200, 'grant org-admin PUT': 403, 'grant org-auditor PUT': 403, 'demote org-admin PUT': 403, 'remove org-admin DELETE': 403, 'site roles PUT': 403 },
+  'group-member':             { 'budget GET': 200, 'budget PUT': 403, 'budget DELETE': 403, 'group PATCH': 403, 'group GET': 200, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200, 'grant org-admin PUT': 403, 'grant org-auditor PUT': 403, 'demote org-admin PUT': 403, 'remove org-admin DELETE': 403, 'site roles PUT': 404 },
+  'org-member-outside-group': { 'budget GET': 404, 'budget PUT': 404, 'budget DELETE': 404, 'group PATCH': 404, 'group GET': 404, 'members GET': 200, 'member PUT': 403, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 200, 'grant org-admin PUT': 403, 'grant org-auditor PUT': 403, 'demote org-admin PUT': 403, 'remove org-admin DELETE': 403, 'site roles PUT': 404 },
+  'other-org-member':         { 'budget GET': 404, 'budget PUT': 404, 'budget DELETE': 404, 'group PATCH': 404, 'group GET': 404, 'members GET': 404, 'member PUT': 404, 'prices GET': 200, 'custom price PUT': 403, 'audit log GET': 403, 'Everyone budget GET': 404, 'grant org-admin PUT': 404, 'grant org-auditor PUT': 404, 'demote org-admin PUT': 404, 'remove org-admin DELETE': 404, 'site roles PUT': 404 },
+  'no-token':                 { 'budget GET': 401, 'budget PUT': 401, 'budget DELETE': 401, 'group PATCH': 401, 'group GET': 401, 'members GET': 401, 'member PUT': 401, 'prices GET': 401, 'custom price PUT': 401, 'audit log GET': 401, 'Everyone budget GET': 401, 'grant org-admin PUT': 401, 'grant org-auditor PUT': 401, 'demote org-admin PUT': 401, 'remove org-admin DELETE': 401, 'site roles PUT': 401 },
 };
 
 const CELLS: [Actor, Op, number][] = ACTORS.flatMap((actor) =>
@@ -76,6 +83,10 @@ describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => 
   let groupG: string;
   /** Added to organization A by the member PUT cells; a member of nothing otherwise. */
   let target: Person;
+  /** A plain member of A whose roles the grant cells set (reset before each). */
+  let grantee: Person;
+  /** An organization-admin of A whom the demote and remove cells act on (restored before each). */
+  let adminTarget: Person;
   const people = new Map<Actor, Person | null>();
   let seq = 0;
 
@@ -114,6 +125,40 @@ describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => 
     return rows.length > 0;
   }
 
+  async function rolesInA(userId: string): Promise<string[] | null> {
+    const rows = await api.sql<{ roles: string[] }>(
+      `SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2`,
+      [orgA, userId],
+    );
+    return rows[0]?.roles ?? null;
+  }
+
+  async function setRolesInA(userId: string, roles: string[]): Promise<void> {
+    await api.sql(
+      `INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, $3::text[])
+       ON CONFLICT (organization_id, user_id) DO UPDATE SET roles = EXCLUDED.roles`,
+      [orgA, userId, roles],
+    );
+  }
+
+  /** A grant cell: PUT the member's roles in A; on success they are `roles`, else unchanged. */
+  function grant(who: () => Person, from: string[], roles: string[]): Operation {
+    return {
+      before: () => setRolesInA(who().id, from),
+      send: (token, headers) =>
+        api.request('PUT', `/api/v2/organizations/${orgA}/members/${who().id}`, {
+          token,
+          headers,
+          body: { roles },
+        }),
+      after: async (ok, _tag, res) => {
+        if (ok) expect(res.body).toMatchObject({ user_id: who().id, roles });
+        expect(await rolesInA(who().id)).toEqual(ok ? roles : from);
+      },
+      audit: 'organization_member',
+    };
+  }
+
   async function customPriceExists(): Promise<boolean> {
     const rows = await api.sql(
       `SELECT 1 FROM ai_model_prices WHERE provider = $1 AND model = $2 AND source = 'custom'`,
@@ -139,6 +184,37 @@ describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => 
   }
 
   const OPERATIONS: Record<Op, Operation> = {
+    'grant org-admin PUT': grant(() => grantee, [], ['organization-admin']),
+    'grant org-auditor PUT': grant(() => grantee, [], ['organization-auditor']),
+    'demote org-admin PUT': grant(() => adminTarget, ['organization-admin'], []),
+    'remove org-admin DELETE': {
+      before: () => setRolesInA(adminTarget.id, ['organization-admin']),
+      send: (token, headers) =>
+        api.request('DELETE', `/api/v2/organizations/${orgA}/members/${adminTarget.id}`, { token, headers }),
+      after: async (ok) => {
+        expect(await rolesInA(adminTarget.id)).toEqual(ok ? null : ['organization-admin']);
+      },
+      audit: 'organization_member',
+    },
+    'site roles PUT': {
+      before: async () => {
+        await api.sql(`UPDATE users SET roles = '{}' WHERE id = $1`, [grantee.id]);
+      },
+      send: (token, headers) =>
+        api.request('PUT', `/api/v2/users/${grantee.id}/roles`, {
+          token,
+          headers,
+          body: { roles: ['auditor'] },
+        }),
+      after: async (ok, _tag, res) => {
+        if (ok) expect(res.body).toMatchObject({ id: grantee.id, roles: ['auditor'] });
+        const [row] = await api.sql<{ roles: string[] }>(`SELECT roles FROM users WHERE id = $1`, [
+          grantee.id,
+        ]);
+        expect(row.roles).toEqual(ok ? ['auditor'] : []);
+      },
+      audit: 'user_roles',
+    },
     'budget GET': {
       before: () => setBudget(groupG, ORIGINAL_LIMIT),
       send: (token, headers) => api.request('GET', budgetPath(groupG), { token, headers }),
@@ -271,6 +347,8 @@ describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => 
     people.set('other-org-member', await world.person(owner, 'member-b', { orgs: [{ id: orgB }] }));
     people.set('no-token', null);
     target = await world.person(owner, 'target');
+    grantee = await world.person(owner, 'grantee', inA());
+    adminTarget = await world.person(owner, 'admin-target', inA(['organization-admin']));
     groupG = await world.group(orgA, 'g', [groupMember.id]);
   });
 

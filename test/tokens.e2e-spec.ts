@@ -181,13 +181,20 @@ describe('tokens, the first user and the error envelope (real PostgreSQL)', () =
       headers: { 'x-request-id': 'delete-doomed' },
     });
     expect(res.status).toBe(204);
-    const entries = await api.sql<{ resource_type: string; action: string; reason: string }>(
-      `SELECT resource_type, action, reason FROM audit_logs WHERE request_id = 'delete-doomed' ORDER BY resource_type`,
+    const entries = await api.sql<{ actor: string; resource_type: string; action: string; reason: string }>(
+      `SELECT actor, resource_type, action, reason FROM audit_logs WHERE request_id = 'delete-doomed' ORDER BY resource_type`,
     );
+    // The user by the caller; what went with it by the database, whichever way the deletion came.
     expect(entries).toEqual([
-      { resource_type: 'api_key', action: 'delete', reason: 'user_deleted' },
-      { resource_type: 'organization_member', action: 'delete', reason: 'user_deleted' },
-      { resource_type: 'user_roles', action: 'delete', reason: 'user_deleted' },
+      { actor: 'system:database', resource_type: 'api_key', action: 'delete', reason: 'user_deleted' },
+      {
+        actor: 'system:database',
+        resource_type: 'organization_member',
+        action: 'delete',
+        reason: 'user_deleted',
+      },
+      { actor: 'owner', resource_type: 'user', action: 'delete', reason: null },
+      { actor: 'system:database', resource_type: 'user_roles', action: 'delete', reason: 'user_deleted' },
     ]);
   });
 

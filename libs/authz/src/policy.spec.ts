@@ -1,7 +1,7 @@
 import type { SystemActor } from '@aigov/contracts';
 import type { OrgRole, SiteRole } from '@aigov/db';
 import type { UserActor } from './actor';
-import { ROLE_TABLE, can, type Action } from './policy';
+import { ROLE_TABLE, can, grantableOrgRoles, type Action } from './policy';
 
 const ORG_A = 'aaaaaaaa-0000-4000-8000-000000000000';
 const ORG_B = 'bbbbbbbb-0000-4000-8000-000000000000';
@@ -145,5 +145,32 @@ describe('can (docs/permissions.md)', () => {
     const nobody = user();
     const granted = (Object.keys(ROLE_TABLE) as Action[]).filter((a) => can(nobody, a, groupA));
     expect(granted).toEqual(['price.read']);
+  });
+});
+
+describe('grantableOrgRoles (CONTRACT 3: nobody grants more than they hold)', () => {
+  const all = ['organization-admin', 'organization-user-admin', 'organization-auditor'];
+  it.each<[string, UserActor | SystemActor, string[]]>([
+    ['owner: every role anywhere', user({ site: ['owner'] }), all],
+    ['site user-admin: every role anywhere', user({ site: ['user-admin'] }), all],
+    ['site auditor: none', user({ site: ['auditor'] }), []],
+    ['organization-admin of A: every role', user({ orgs: { [ORG_A]: ['organization-admin'] } }), all],
+    [
+      'organization-user-admin of A: only organization-user-admin and organization-auditor',
+      user({ orgs: { [ORG_A]: ['organization-user-admin'] } }),
+      ['organization-user-admin', 'organization-auditor'],
+    ],
+    ['organization-auditor of A: none', user({ orgs: { [ORG_A]: ['organization-auditor'] } }), []],
+    ['organization-admin of B: none in A', user({ orgs: { [ORG_B]: ['organization-admin'] } }), []],
+    ['a system actor: none', { kind: 'system', name: 'system:membership-listener' }, []],
+  ])('%s', (_title, actor, expected) => {
+    expect([...grantableOrgRoles(actor, ORG_A)].sort()).toEqual([...expected].sort());
+  });
+
+  it('a suspended owner grants nothing and may do nothing', () => {
+    const suspended = { ...user({ site: ['owner'] }), status: 'suspended' as const };
+    expect([...grantableOrgRoles(suspended, ORG_A)]).toEqual([]);
+    expect(can(suspended, 'price.read')).toBe(false);
+    expect(can(suspended, 'group.read', groupA)).toBe(false);
   });
 });

@@ -34,6 +34,8 @@ export const ROLE_TABLE = {
   'user.update': { site: ['owner', 'user-admin'] },
   'user.delete': { site: ['owner', 'user-admin'] },
   'user.roles.update': { site: ['owner'] },
+  // A user-admin may not suspend an owner: UserStore.setStatus adds that rule.
+  'user.status.update': { site: ['owner', 'user-admin'] },
   'user.keys.manage': { site: ['owner', 'user-admin'], self: true },
   'organization.create': { site: ['owner'] },
   'organization.read': { site: ['owner', 'user-admin', 'auditor'], org: ORG_READERS, orgMember: true },
@@ -63,6 +65,8 @@ export interface Subject {
 export function can(actor: Actor, action: Action, subject: Subject = {}): boolean {
   const rule: Rule = ROLE_TABLE[action];
   if (actor.kind === 'system') return rule.system?.includes(actor.name) ?? false;
+  // Authentication refuses suspended users already; a suspended actor built elsewhere gets nothing.
+  if (actor.status !== 'active') return false;
   if (rule.authenticated) return true;
   if (rule.site?.some((r) => actor.siteRoles.has(r))) return true;
   if (rule.self && subject.userId !== undefined && subject.userId === actor.id) return true;
@@ -75,4 +79,26 @@ export function can(actor: Actor, action: Action, subject: Subject = {}): boolea
     if (orgs.includes(subject.groupId) && actor.orgRoles.has(subject.groupId)) return true;
   }
   return false;
+}
+
+/**
+ * Granting organization roles (CONTRACT 3): nobody grants a role more powerful than the ones
+ * they hold. Owners, user-admins and organization-admins grant any organization role; an
+ * organization-user-admin only these two. Whoever cannot grant a role a member holds may
+ * neither change that member's roles nor remove the member (so an organization-user-admin
+ * cannot demote or remove an organization-admin).
+ */
+const ORG_ROLE_GRANTS: Readonly<Record<OrgRole, readonly OrgRole[]>> = {
+  'organization-admin': ORG_READERS,
+  'organization-user-admin': ['organization-user-admin', 'organization-auditor'],
+  'organization-auditor': [],
+};
+const SITE_ROLES_GRANTING_ANY_ORG_ROLE: readonly SiteRole[] = ['owner', 'user-admin'];
+
+/** The organization roles `actor` may grant (and take away) in organization `organizationId`. */
+export function grantableOrgRoles(actor: Actor, organizationId: string): ReadonlySet<OrgRole> {
+  if (actor.kind !== 'user' || actor.status !== 'active') return new Set();
+  if (SITE_ROLES_GRANTING_ANY_ORG_ROLE.some((r) => actor.siteRoles.has(r))) return new Set(ORG_READERS);
+  const held = actor.orgRoles.get(organizationId) ?? new Set<OrgRole>();
+  return new Set([...held].flatMap((r) => ORG_ROLE_GRANTS[r]));
 }

@@ -44,6 +44,38 @@ const UNCHECKED = new Set(['AuditStore.record']);
 /** Methods whose names say they change the database: each of their cases observes the rows. */
 const WRITE = /^(create|update|upsert|delete|add|remove|set|record)/;
 
+/**
+ * Changing methods that record their own audit entries (CONTRACT 1.5): every case of theirs says
+ * which entries an allowed call leaves (`audits`), and every refused call of any changing method
+ * leaves none. The cascades the database records (actor system:database) count too.
+ */
+const AUDITED = new Set([
+  'GroupStore.createGroup',
+  'GroupStore.deleteGroup',
+  'UserStore.createUser',
+  'UserStore.deleteUser',
+  'UserStore.setRoles',
+  'UserStore.setStatus',
+  'UserStore.createKey',
+  'UserStore.deleteKey',
+  'OrganizationStore.createOrganization',
+  'OrganizationStore.upsertMember',
+  'OrganizationStore.removeMember',
+  'OverrideStore.upsertOverride',
+  'OverrideStore.deleteOverride',
+]);
+/** Changing methods whose entries their HTTP services still write (not yet in the store). */
+const AUDITED_BY_CALLER = new Set([
+  'GroupStore.updateGroup', // a rename is not audited (CONTRACT 1.5 lists no group rename)
+  'GroupStore.addGroupMembers',
+  'GroupStore.removeGroupMembers',
+  'BudgetStore.upsertGroupBudget',
+  'BudgetStore.deleteGroupBudget',
+  'PriceStore.upsertCustomPrice',
+  'PriceStore.deleteCustomPrice',
+  'AuditStore.record', // is itself the entry
+]);
+
 /** The store classes the enumeration must at least find (it finds new ones by itself). */
 const KNOWN_STORES = [
   'GroupStore',
@@ -80,7 +112,33 @@ interface Scenario<F, R> {
   deny?: [Who<NoInfer<F>>, Refusal][];
   /** for `hidden` refusals: what the caller got instead */
   hides?: (r: NoInfer<R>, f: NoInfer<F>, w: World) => void;
+  /** for AUDITED methods: the entries an allowed call leaves, in any order */
+  audits?: (r: NoInfer<R>, f: NoInfer<F>, w: World, actor: Actor) => AuditRow[];
 }
+
+interface AuditRow {
+  actor: string;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  reason: string | null;
+}
+const byName = (a: Actor): string => (a.kind === 'user' ? a.username : a.name);
+const entry = (
+  actor: Actor | 'system:database',
+  action: string,
+  resource_type: string,
+  resource_id: string,
+  reason: string | null = null,
+): AuditRow => ({
+  actor: actor === 'system:database' ? actor : byName(actor),
+  action,
+  resource_type,
+  resource_id,
+  reason,
+});
+const sortRows = (xs: AuditRow[]): AuditRow[] =>
+  [...xs].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
 type AnyScenario = Scenario<unknown, unknown>;
 const scenario = <F, R>(s: Scenario<F, R>): AnyScenario => s as unknown as AnyScenario;
@@ -126,6 +184,8 @@ const budgetRow = (f: { g: Group }, w: World) =>
   rows(w.ds, 'SELECT spend_limit_micros::text AS limit FROM group_ai_budgets WHERE group_id = $1', [f.g.id]);
 const userRow = (f: { p: Person }, w: World) =>
   rows(w.ds, 'SELECT id, roles FROM users WHERE id = $1', [f.p.user.id]);
+const statusRow = (f: { p: Person }, w: World) =>
+  rows(w.ds, 'SELECT status FROM users WHERE id = $1', [f.p.user.id]);
 const keyRows = (f: { p: Person }, w: World) =>
   rows(w.ds, 'SELECT id FROM api_keys WHERE user_id = $1 ORDER BY id', [f.p.user.id]);
 const membershipRow = (f: { p: Person }, w: World) =>
@@ -261,6 +321,7 @@ const CASES: Record<string, AnyScenario[]> = {
       observe: (f, w) =>
         rows(w.ds, 'SELECT id FROM groups WHERE organization_id = $1 AND name = $2', [w.orgA.id, f.name]),
       expect: (g, f, w) => expect(g).toMatchObject({ organizationId: w.orgA.id, name: f.name }),
+      audits: (g, _f, _w, a) => [entry(a, 'create', 'group', g.id)],
       allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
       deny: [
         ['orgAuditorA', 'forbidden'],
@@ -324,12 +385,38 @@ const CASES: Record<string, AnyScenario[]> = {
       arrange: (w: World) => freshGroup(w),
       act: (s, a, f) => s.groups.deleteGroup(a, f.g),
       observe: groupRow,
+      audits: (_r, f, _w, a) => [
+        entry(a, 'delete', 'group', f.g.id),
+        entry('system:database', 'delete', 'group_member', `${f.g.id}/${f.member.user.id}`, 'group_deleted'),
+      ],
       allow: ['orgAdminA', 'owner'],
       deny: [
         [groupMember, 'forbidden'],
         ['orgAuditorA', 'forbidden'],
         ['auditor', 'forbidden'],
       ],
+    }),
+    scenario({
+      title: 'a group of A with a budget and an override: all recorded',
+      arrange: async (w: World) => {
+        const f = await freshGroup(w, 2_000_000n);
+        await insertOverride(w.ds, f.member.user.id, f.g.id, 3_000_000n);
+        return f;
+      },
+      act: (s, a, f) => s.groups.deleteGroup(a, f.g),
+      observe: async (f, w) => [
+        await groupRow(f, w),
+        await budgetRow(f, w),
+        await overrideRow({ p: f.member }, w),
+      ],
+      audits: (_r, f, _w, a) => [
+        entry(a, 'delete', 'group', f.g.id),
+        entry('system:database', 'delete', 'group_member', `${f.g.id}/${f.member.user.id}`, 'group_deleted'),
+        entry('system:database', 'delete', 'group_ai_budget', f.g.id, 'group_deleted'),
+        entry('system:database', 'delete', 'user_ai_budget_override', f.member.user.id, 'group_deleted'),
+      ],
+      allow: ['orgUserAdminA'],
+      deny: [['orgAuditorA', 'forbidden']],
     }),
   ],
 
@@ -636,6 +723,7 @@ const CASES: Record<string, AnyScenario[]> = {
         }),
       observe: (f, w) => rows(w.ds, 'SELECT username, roles FROM users WHERE username = $1', [f.username]),
       expect: (u, f) => expect(u).toMatchObject({ username: f.username, roles: [] }),
+      audits: (u, _f, _w, a) => [entry(a, 'create', 'user', u.id)],
       allow: ['userAdmin', 'owner'],
       deny: [
         ['orgAdminA', 'forbidden'],
@@ -656,6 +744,7 @@ const CASES: Record<string, AnyScenario[]> = {
         }),
       observe: (f, w) => rows(w.ds, 'SELECT username, roles FROM users WHERE username = $1', [f.username]),
       expect: (u) => expect(u.roles).toEqual(['auditor']),
+      audits: (u, _f, _w, a) => [entry(a, 'create', 'user', u.id), entry(a, 'create', 'user_roles', u.id)],
       allow: ['owner'],
       deny: [['userAdmin', 'forbidden']],
     }),
@@ -667,6 +756,16 @@ const CASES: Record<string, AnyScenario[]> = {
       arrange: freshMemberOfA,
       act: (s, a, f) => s.users.deleteUser(a, f.p.user),
       observe: userRow,
+      audits: (_r, f, w, a) => [
+        entry(a, 'delete', 'user', f.p.user.id),
+        entry(
+          'system:database',
+          'delete',
+          'organization_member',
+          `${w.orgA.id}/${f.p.user.id}`,
+          'user_deleted',
+        ),
+      ],
       allow: ['userAdmin', 'owner'],
       deny: [
         [self, 'forbidden'],
@@ -674,6 +773,38 @@ const CASES: Record<string, AnyScenario[]> = {
         ['orgUserAdminA', 'forbidden'],
         ['auditor', 'forbidden'],
       ],
+    }),
+    scenario({
+      title: 'an auditor with groups, a key and an override: all recorded',
+      arrange: async (w: World) => {
+        const { g, member: p } = await freshGroup(w);
+        await rows(w.ds, `UPDATE users SET roles = '{auditor}' WHERE id = $1`, [p.user.id]);
+        await rows(w.ds, 'INSERT INTO organization_members (organization_id, user_id) VALUES ($1, $2)', [
+          w.orgB.id,
+          p.user.id,
+        ]);
+        await insertOverride(w.ds, p.user.id, g.id, 4_000_000n);
+        const keyId = await insertKey(w.ds, p.user.id);
+        return { p: { ...p, user: { ...p.user, roles: ['auditor' as const] } }, g, keyId };
+      },
+      act: (s, a, f) => s.users.deleteUser(a, f.p.user),
+      observe: userRow,
+      audits: (_r, f, w, a) => {
+        const u = f.p.user.id;
+        const db = 'system:database';
+        return [
+          entry(a, 'delete', 'user', u),
+          entry(db, 'delete', 'user_ai_budget_override', u, 'user_deleted'),
+          entry(db, 'delete', 'group_member', `${f.g.id}/${u}`, 'user_deleted'),
+          entry(db, 'delete', 'organization_member', `${w.orgA.id}/${u}`, 'user_deleted'),
+          entry(db, 'delete', 'organization_member', `${w.orgB.id}/${u}`, 'user_deleted'),
+          entry(db, 'delete', 'api_key', f.keyId, 'user_deleted'),
+          entry(db, 'delete', 'user_roles', u, 'user_deleted'),
+        ];
+      },
+      allow: ['owner'],
+      // A user-admin does not hold auditor: it cannot delete one.
+      deny: [['userAdmin', 'forbidden']],
     }),
   ],
 
@@ -684,6 +815,7 @@ const CASES: Record<string, AnyScenario[]> = {
       act: (s, a, f) => s.users.setRoles(a, f.p.user, ['auditor']),
       observe: userRow,
       expect: (r) => expect(r.after.roles).toEqual(['auditor']),
+      audits: (_r, f, _w, a) => [entry(a, 'write', 'user_roles', f.p.user.id)],
       allow: ['owner'],
       deny: [
         [self, 'forbidden'],
@@ -691,6 +823,35 @@ const CASES: Record<string, AnyScenario[]> = {
         ['orgAdminA', 'forbidden'],
         ['auditor', 'forbidden'],
       ],
+    }),
+  ],
+
+  'UserStore.setStatus': [
+    scenario({
+      title: 'suspends a member of A',
+      arrange: freshMemberOfA,
+      act: (s, a, f) => s.users.setStatus(a, f.p.user, 'suspended'),
+      observe: statusRow,
+      expect: (r) => expect([r.before.status, r.after.status]).toEqual(['active', 'suspended']),
+      audits: (_r, f, _w, a) => [entry(a, 'write', 'user', f.p.user.id)],
+      allow: ['userAdmin', 'owner'],
+      deny: [
+        [self, 'forbidden'],
+        ['orgAdminA', 'forbidden'],
+        ['orgUserAdminA', 'forbidden'],
+        ['auditor', 'forbidden'],
+        ['membershipListener', 'forbidden'],
+      ],
+    }),
+    scenario({
+      title: 'suspends an owner (another owner stays active)',
+      arrange: async (w: World) => ({ p: await insertPerson(w.ds, { site: ['owner'] }) }),
+      act: (s, a, f) => s.users.setStatus(a, f.p.user, 'suspended'),
+      observe: statusRow,
+      audits: (_r, f, _w, a) => [entry(a, 'write', 'user', f.p.user.id)],
+      allow: ['owner'],
+      // A user-admin may suspend anyone but an owner.
+      deny: [['userAdmin', 'forbidden']],
     }),
   ],
 
@@ -735,6 +896,7 @@ const CASES: Record<string, AnyScenario[]> = {
         }),
       observe: keyRows,
       expect: (k, f) => expect(k.userId).toBe(f.p.user.id),
+      audits: (k, _f, _w, a) => [entry(a, 'create', 'api_key', k.id)],
       allow: [self, 'userAdmin', 'owner'],
       deny: [
         ['orgAdminA', 'forbidden'],
@@ -768,6 +930,7 @@ const CASES: Record<string, AnyScenario[]> = {
       act: (s, a, f) => s.users.deleteKey(a, f.p.user, f.keyId),
       observe: keyRows,
       expect: (k, f) => expect(k.id).toBe(f.keyId),
+      audits: (_k, f, _w, a) => [entry(a, 'delete', 'api_key', f.keyId)],
       allow: [self, 'userAdmin'],
       deny: [
         ['orgAdminA', 'forbidden'],
@@ -838,6 +1001,7 @@ const CASES: Record<string, AnyScenario[]> = {
           [f.name],
         ),
       expect: (o, f) => expect(o.name).toBe(f.name),
+      audits: (o, _f, _w, a) => [entry(a, 'create', 'organization', o.id)],
       allow: ['owner'],
       deny: [
         ['userAdmin', 'forbidden'],
@@ -879,6 +1043,7 @@ const CASES: Record<string, AnyScenario[]> = {
         expect(r.before).toBeNull();
         expect(r.after.roles).toEqual(['organization-auditor']);
       },
+      audits: (_r, f, w, a) => [entry(a, 'create', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
       allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
       deny: [
         ['orgAuditorA', 'forbidden'],
@@ -887,16 +1052,58 @@ const CASES: Record<string, AnyScenario[]> = {
       ],
     }),
     scenario({
-      title: "changes a member's roles in A",
+      title: 'makes a member of A organization-admin',
       arrange: freshMemberOfA,
       act: (s, a, f, w) => s.organizations.upsertMember(a, w.orgA, f.p.user, ['organization-admin']),
       observe: membershipRow,
       expect: (r) => expect(r.before?.roles).toEqual([]),
-      allow: ['orgUserAdminA'],
+      audits: (_r, f, w, a) => [entry(a, 'write', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
+      allow: ['orgAdminA', 'userAdmin'],
       deny: [
+        // CONTRACT 3: nobody grants a role more powerful than the ones they hold.
+        ['orgUserAdminA', 'forbidden'],
         [self, 'forbidden'],
         ['orgAuditorA', 'forbidden'],
+        ['orgAdminB', 'forbidden'],
       ],
+    }),
+    scenario({
+      title: 'makes a member of A organization-user-admin and organization-auditor',
+      arrange: freshMemberOfA,
+      act: (s, a, f, w) =>
+        s.organizations.upsertMember(a, w.orgA, f.p.user, [
+          'organization-user-admin',
+          'organization-auditor',
+        ]),
+      observe: membershipRow,
+      audits: (_r, f, w, a) => [entry(a, 'write', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
+      allow: ['orgUserAdminA', 'owner'],
+      deny: [
+        ['orgAuditorA', 'forbidden'],
+        ['groupMember', 'forbidden'],
+      ],
+    }),
+    scenario({
+      title: 'an organization-user-admin of A makes itself organization-admin',
+      arrange: async (w: World) => ({
+        p: await insertPerson(w.ds, { orgs: { [w.orgA.id]: ['organization-user-admin'] } }),
+      }),
+      act: (s, a, f, w) => s.organizations.upsertMember(a, w.orgA, f.p.user, ['organization-admin']),
+      observe: membershipRow,
+      audits: (_r, f, w, a) => [entry(a, 'write', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
+      allow: ['owner'],
+      deny: [[self, 'forbidden']],
+    }),
+    scenario({
+      title: 'demotes an organization-admin of A',
+      arrange: async (w: World) => ({
+        p: await insertPerson(w.ds, { orgs: { [w.orgA.id]: ['organization-admin'] } }),
+      }),
+      act: (s, a, f, w) => s.organizations.upsertMember(a, w.orgA, f.p.user, ['organization-auditor']),
+      observe: membershipRow,
+      audits: (_r, f, w, a) => [entry(a, 'write', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
+      allow: ['orgAdminA', 'userAdmin'],
+      deny: [['orgUserAdminA', 'forbidden']],
     }),
   ],
 
@@ -907,12 +1114,24 @@ const CASES: Record<string, AnyScenario[]> = {
       act: (s, a, f, w) => s.organizations.removeMember(a, w.orgA, f.p.user),
       observe: membershipRow,
       expect: (m, f) => expect(m.userId).toBe(f.p.user.id),
-      allow: ['orgAdminA', 'userAdmin'],
+      audits: (_r, f, w, a) => [entry(a, 'delete', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
+      allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin'],
       deny: [
         [self, 'forbidden'],
         ['orgAuditorA', 'forbidden'],
         ['auditor', 'forbidden'],
       ],
+    }),
+    scenario({
+      title: 'an organization-admin of A',
+      arrange: async (w: World) => ({
+        p: await insertPerson(w.ds, { orgs: { [w.orgA.id]: ['organization-admin'] } }),
+      }),
+      act: (s, a, f, w) => s.organizations.removeMember(a, w.orgA, f.p.user),
+      observe: membershipRow,
+      audits: (_r, f, w, a) => [entry(a, 'delete', 'organization_member', `${w.orgA.id}/${f.p.user.id}`)],
+      allow: ['orgAdminA', 'owner'],
+      deny: [['orgUserAdminA', 'forbidden']],
     }),
   ],
 
@@ -934,6 +1153,23 @@ const CASES: Record<string, AnyScenario[]> = {
         ['pricingWorker', 'not_found'],
       ],
     }),
+    scenario({
+      title: "of a member of A and B, on B's Everyone group",
+      arrange: async (w: World) => {
+        const p = await insertPerson(w.ds, { orgs: { [w.orgA.id]: [], [w.orgB.id]: [] } });
+        await insertOverride(w.ds, p.user.id, w.orgB.id, 2_000_000n);
+        return { p };
+      },
+      act: (s, a, f) => s.overrides.getOverride(a, f.p.user),
+      expect: (o, _f, w) => expect(o.groupId).toBe(w.orgB.id),
+      allow: [self, 'orgAdminB', 'auditor'],
+      // They may read the user (through A), not an override attributed to B's group.
+      deny: [
+        ['orgAdminA', 'not_found'],
+        ['orgUserAdminA', 'not_found'],
+        ['orgAuditorA', 'not_found'],
+      ],
+    }),
   ],
 
   'OverrideStore.upsertOverride': [
@@ -946,6 +1182,7 @@ const CASES: Record<string, AnyScenario[]> = {
         expect(r.before).toBeNull();
         expect(r.after).toMatchObject({ userId: f.p.user.id, spendLimitMicros: 5_000_000n });
       },
+      audits: (_r, f, _w, a) => [entry(a, 'create', 'user_ai_budget_override', f.p.user.id)],
       allow: ['userAdmin', 'owner'],
       deny: [
         [self, 'forbidden'],
@@ -965,6 +1202,7 @@ const CASES: Record<string, AnyScenario[]> = {
       act: (s, a, f) => s.overrides.upsertOverride(a, f.p.user, f.g, 5_000_000n),
       observe: overrideRow,
       expect: (r, _f, w) => expect(r.oldGroup?.id).toBe(w.everyoneA.id),
+      audits: (_r, f, _w, a) => [entry(a, 'write', 'user_ai_budget_override', f.p.user.id)],
       allow: ['userAdmin'],
       deny: [
         ['orgAdminA', 'forbidden'],
@@ -980,6 +1218,7 @@ const CASES: Record<string, AnyScenario[]> = {
       act: (s, a, f) => s.overrides.deleteOverride(a, f.p.user),
       observe: overrideRow,
       expect: (r, _f, w) => expect(r.group.id).toBe(w.everyoneA.id),
+      audits: (_r, f, _w, a) => [entry(a, 'delete', 'user_ai_budget_override', f.p.user.id)],
       allow: ['userAdmin', 'owner'],
       deny: [
         [self, 'forbidden'],
@@ -1038,18 +1277,32 @@ describe('stores (docs/permissions.md) on a real database', () => {
     const f = s.arrange ? await s.arrange(w) : undefined;
     const actor = typeof who === 'string' ? actorOf(w, who) : who.actor(f);
     const before = s.observe ? await s.observe(f, w) : undefined;
+    const auditIds = new Set(
+      (await rows<{ id: string }>(w.ds, 'SELECT id FROM audit_logs')).map((r) => r.id),
+    );
     const outcome = await s.act(stores, actor, f, w).then(
       (value) => ({ ok: true as const, value }),
       (error: unknown) => ({ ok: false as const, error }),
     );
     const after = s.observe ? await s.observe(f, w) : undefined;
+    const newEntries = (
+      await rows<AuditRow & { id: string }>(
+        w.ds,
+        'SELECT id, actor, action, resource_type, resource_id, reason FROM audit_logs',
+      )
+    )
+      .filter((r) => !auditIds.has(r.id))
+      .map(({ id: _id, ...r }) => r);
 
     if (refusal === null) {
       if (!outcome.ok) throw outcome.error;
       await s.expect?.(outcome.value, f, w, actor);
       if (s.observe) expect(after).not.toEqual(before);
+      if (s.audits) expect(sortRows(newEntries)).toEqual(sortRows(s.audits(outcome.value, f, w, actor)));
       return;
     }
+    // A refused call records nothing.
+    expect(newEntries).toEqual([]);
     if (refusal === 'hidden') {
       if (!outcome.ok) throw outcome.error;
       s.hides?.(outcome.value, f, w);
@@ -1076,7 +1329,9 @@ describe('stores (docs/permissions.md) on a real database', () => {
         staleCases: Object.keys(CASES).filter((m) => !methods.includes(m)),
         staleNotPublic: [...NOT_PUBLIC].filter((m) => !all.includes(m)),
         staleUnchecked: [...UNCHECKED].filter((m) => !methods.includes(m) || has(m, 'deny')),
+        staleAuditLists: [...AUDITED, ...AUDITED_BY_CALLER].filter((m) => !methods.includes(m)),
       }).toEqual({
+        staleAuditLists: [],
         missingAllow: [],
         missingDeny: [],
         staleCases: [],
@@ -1088,8 +1343,12 @@ describe('stores (docs/permissions.md) on a real database', () => {
     it('observes the database in every case of a write, and says what a hidden refusal shows', () => {
       const bad: string[] = [];
       for (const [m, scenarios] of Object.entries(CASES)) {
+        const write = WRITE.test(m.split('.')[1]);
+        if (write && !AUDITED.has(m) && !AUDITED_BY_CALLER.has(m)) bad.push(`${m}: audited by whom?`);
+        if (AUDITED.has(m) && AUDITED_BY_CALLER.has(m)) bad.push(`${m}: in both audit lists`);
         for (const s of scenarios) {
-          if (WRITE.test(m.split('.')[1]) && !s.observe) bad.push(`${m} (${s.title}): no observe`);
+          if (AUDITED.has(m) && s.allow?.length && !s.audits) bad.push(`${m} (${s.title}): no audits`);
+          if (write && !s.observe) bad.push(`${m} (${s.title}): no observe`);
           if (s.deny?.some(([, r]) => r === 'hidden') && !s.hides) bad.push(`${m} (${s.title}): no hides`);
         }
       }

@@ -27,9 +27,10 @@ import {
   isRetryableTransactionError,
   q,
 } from '@aigov/db';
+import { moneyDiff } from '@aigov/contracts';
 import { DataSource, type EntityManager } from 'typeorm';
 import { actorId, actorName, type Actor } from './actor';
-import { ROLE_TABLE, can, type Action, type Subject } from './policy';
+import { ROLE_TABLE, can, grantableOrgRoles, type Action, type Subject } from './policy';
 
 /**
  * The stores mirror the repositories and add only the permission check (the idea of coder's
@@ -45,6 +46,30 @@ const forbidden = (what: string) => () => new DomainError('forbidden', `You may 
 export const notFound = (what: string) => () => new DomainError('not_found', `${what} not found.`);
 
 const groupSubject = (g: Group): Subject => ({ organizationIds: [g.organizationId], groupId: g.id });
+const userRef = (u: { id: string; username: string }) => ({ id: u.id, username: u.username });
+const groupRef = (g: Group | null) => (g ? { id: g.id, name: g.name } : null);
+
+/**
+ * The audit entries of the store methods' own changes (CONTRACT 1.5): written as the actor, with
+ * the request id of the transaction the stores were opened in, by the method that made the
+ * change, so no caller has to remember them. Not a store: it checks nothing, it is no part of the
+ * stores' surface, and only store methods that have authorized their change call it.
+ */
+class AuditTrail {
+  constructor(
+    private readonly audit: AuditRepository,
+    private readonly requestId: string | null,
+  ) {}
+
+  async record(actor: Actor, e: Omit<AuditEntryInput, 'actor' | 'actorId' | 'requestId'>): Promise<void> {
+    await this.audit.insert({
+      ...e,
+      actor: actorName(actor),
+      actorId: actorId(actor),
+      requestId: this.requestId,
+    });
+  }
+}
 
 /**
  * Changes of one group (name, members) serialize on its row: two concurrent PATCHes end as if
@@ -58,6 +83,7 @@ export class GroupStore {
   constructor(
     private readonly identity: IdentityRepository,
     private readonly db: Db,
+    private readonly trail: AuditTrail,
   ) {}
 
   /** The group, when the actor may read it; else not found. */
@@ -99,7 +125,15 @@ export class GroupStore {
       { organizationIds: [org.id] },
       forbidden('create groups here'),
     );
-    return this.identity.createGroup({ organizationId: org.id, name, displayName });
+    const g = await this.identity.createGroup({ organizationId: org.id, name, displayName });
+    await this.trail.record(actor, {
+      action: 'create',
+      resourceType: 'group',
+      resourceId: g.id,
+      organizationId: g.organizationId,
+      diff: { name: g.name, display_name: g.displayName },
+    });
+    return g;
   }
 
   async updateGroup(
@@ -128,7 +162,15 @@ export class GroupStore {
 
   async deleteGroup(actor: Actor, g: Group): Promise<void> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('delete this group'));
-    await this.identity.deleteGroup(g.id);
+    // The database records what goes with the group (its budget, memberships and overrides).
+    if (!(await this.identity.deleteGroup(g.id))) throw notFound('Group')();
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'group',
+      resourceId: g.id,
+      organizationId: g.organizationId,
+      diff: { name: g.name, display_name: g.displayName },
+    });
   }
 
   /** Which of these users are members of the organization (for PATCH validation). */
@@ -225,6 +267,7 @@ export class UserStore {
   constructor(
     private readonly identity: IdentityRepository,
     private readonly keys: ApiKeyRepository,
+    private readonly trail: AuditTrail,
   ) {}
 
   private async subject(u: User): Promise<Subject> {
@@ -269,7 +312,24 @@ export class UserStore {
   ): Promise<User> {
     requireAllowed(actor, 'user.create', {}, forbidden('create users'));
     if (u.roles.length > 0) requireAllowed(actor, 'user.roles.update', {}, forbidden('give site roles'));
-    return this.identity.createUser(u);
+    const user = await this.identity.createUser(u);
+    await this.trail.record(actor, {
+      action: 'create',
+      resourceType: 'user',
+      resourceId: user.id,
+      organizationId: null,
+      diff: { username: user.username, email: user.email, name: user.name, status: user.status },
+    });
+    if (user.roles.length > 0) {
+      await this.trail.record(actor, {
+        action: 'create',
+        resourceType: 'user_roles',
+        resourceId: user.id,
+        organizationId: null,
+        diff: { user: userRef(user), roles: { before: [], after: user.roles } },
+      });
+    }
+    return user;
   }
 
   /**
@@ -283,21 +343,67 @@ export class UserStore {
     if (lacking.length > 0) throw forbidden(`${what} (the user holds ${lacking.join(', ')})`)();
   }
 
-  /** Deletes the user; returns what went with it (for the audit log): memberships and keys. */
-  async deleteUser(actor: Actor, u: User): Promise<{ organizationIds: string[]; keys: ApiKey[] }> {
-    const subject = await this.subject(u);
-    requireAllowed(actor, 'user.delete', subject, forbidden('delete this user'));
+  /**
+   * Deletes the user. The database removes and records what goes with it (memberships, roles,
+   * keys, override: actor system:database, reason user_deleted); this records the user itself.
+   * The last active owner cannot go (constraint users_last_owner).
+   */
+  async deleteUser(actor: Actor, u: User): Promise<void> {
+    requireAllowed(actor, 'user.delete', await this.subject(u), forbidden('delete this user'));
     this.assertOutranks(actor, u, 'delete this user');
-    const keys = await this.keys.listForUser(u.id);
-    await this.identity.deleteUser(u.id);
-    return { organizationIds: [...(subject.organizationIds ?? [])], keys };
+    if (!(await this.identity.deleteUser(u.id))) throw notFound('User')();
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'user',
+      resourceId: u.id,
+      organizationId: null,
+      diff: { username: u.username, email: u.email, name: u.name, status: u.status, roles: u.roles },
+    });
   }
 
+  /** Site roles are set by owners only; the last active owner keeps the role (users_last_owner). */
   async setRoles(actor: Actor, u: User, roles: SiteRole[]): Promise<{ before: User; after: User }> {
     requireAllowed(actor, 'user.roles.update', await this.subject(u), forbidden("change this user's roles"));
-    const after = await this.identity.setUserRoles(u.id, roles);
+    const before = await this.identity.lockUser(u.id);
+    const after = before && (await this.identity.setUserRoles(u.id, roles));
+    if (!before || !after) throw notFound('User')();
+    await this.trail.record(actor, {
+      action: 'write',
+      resourceType: 'user_roles',
+      resourceId: u.id,
+      organizationId: null,
+      diff: { user: userRef(u), roles: { before: before.roles, after: after.roles } },
+    });
+    return { before, after };
+  }
+
+  /**
+   * Suspends or reactivates the user (CONTRACT 2.1, 3): owners, and user-admins on anyone but an
+   * owner. Suspension removes nothing. The last active owner cannot be suspended (users_last_owner).
+   */
+  async setStatus(actor: Actor, u: User, status: User['status']): Promise<{ before: User; after: User }> {
+    requireAllowed(
+      actor,
+      'user.status.update',
+      await this.subject(u),
+      forbidden("change this user's status"),
+    );
+    // Locked first, so a concurrent promotion to owner cannot slip between the check and the write.
+    const before = await this.identity.lockUser(u.id);
+    if (!before) throw notFound('User')();
+    if (before.roles.includes('owner') && !(actor.kind === 'user' && actor.siteRoles.has('owner'))) {
+      throw forbidden("change an owner's status")();
+    }
+    const after = await this.identity.setUserStatus(u.id, status);
     if (!after) throw notFound('User')();
-    return { before: u, after };
+    await this.trail.record(actor, {
+      action: 'write',
+      resourceType: 'user',
+      resourceId: u.id,
+      organizationId: null,
+      diff: { user: userRef(u), status: { before: before.status, after: after.status } },
+    });
+    return { before, after };
   }
 
   async assertCanRead(actor: Actor, u: User): Promise<void> {
@@ -315,7 +421,16 @@ export class UserStore {
   ): Promise<ApiKey> {
     requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
     this.assertOutranks(actor, u, "manage this user's keys");
-    return this.keys.create({ ...k, userId: u.id });
+    const key = await this.keys.create({ ...k, userId: u.id });
+    // Never the secret, nor its hash.
+    await this.trail.record(actor, {
+      action: 'create',
+      resourceType: 'api_key',
+      resourceId: key.id,
+      organizationId: null,
+      diff: { user: userRef(u), name: key.name, expires_at: key.expiresAt },
+    });
+    return key;
   }
 
   async listKeys(actor: Actor, u: User): Promise<ApiKey[]> {
@@ -329,6 +444,13 @@ export class UserStore {
     this.assertOutranks(actor, u, "manage this user's keys");
     const key = await this.keys.get(u.id, id);
     if (!key || !(await this.keys.delete(u.id, id))) throw notFound('API key')();
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'api_key',
+      resourceId: key.id,
+      organizationId: null,
+      diff: { user: userRef(u), name: key.name },
+    });
     return key;
   }
 }
@@ -336,7 +458,10 @@ export class UserStore {
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class OrganizationStore {
-  constructor(private readonly identity: IdentityRepository) {}
+  constructor(
+    private readonly identity: IdentityRepository,
+    private readonly trail: AuditTrail,
+  ) {}
 
   /** `ref`: an id, or a name. Not found when the actor cannot see it. */
   async getOrganization(actor: Actor, ref: string): Promise<Organization> {
@@ -358,7 +483,16 @@ export class OrganizationStore {
 
   async createOrganization(actor: Actor, name: string, displayName: string | null): Promise<Organization> {
     requireAllowed(actor, 'organization.create', {}, forbidden('create organizations'));
-    return this.identity.createOrganization({ name, displayName });
+    const o = await this.identity.createOrganization({ name, displayName });
+    // Its Everyone group (id = organization id) comes with it: one entry for both.
+    await this.trail.record(actor, {
+      action: 'create',
+      resourceType: 'organization',
+      resourceId: o.id,
+      organizationId: o.id,
+      diff: { name: o.name, display_name: o.displayName, everyone_group_id: o.id },
+    });
+    return o;
   }
 
   async listMembers(
@@ -370,16 +504,53 @@ export class OrganizationStore {
     return this.identity.listOrganizationMembers(o.id, page);
   }
 
-  async upsertMember(actor: Actor, o: Organization, u: User, roles: OrgRole[] | null) {
+  /**
+   * Idempotent add; `roles` null keeps the member's roles. Audited: `create` when the membership
+   * came into being, else `write`. Roles are granted only as CONTRACT 3 allows (grantableOrgRoles):
+   * the new roles, and on a change the member's current ones, must all be grantable by the actor.
+   */
+  async upsertMember(
+    actor: Actor,
+    o: Organization,
+    u: User,
+    roles: OrgRole[] | null,
+  ): Promise<{ before: OrganizationMember | null; after: OrganizationMember }> {
     requireAllowed(
       actor,
       'organization.members.manage',
       { organizationIds: [o.id] },
       forbidden('manage members here'),
     );
-    return this.identity.upsertOrganizationMember(o.id, u.id, roles);
+    const grantable = grantableOrgRoles(actor, o.id);
+    if (roles !== null) {
+      const beyond = roles.filter((r) => !grantable.has(r));
+      if (beyond.length > 0) throw forbidden(`grant ${beyond.join(', ')}`)();
+      // Locked, so the roles checked are the roles replaced (a concurrent promotion waits).
+      const current = await this.identity.lockOrganizationMemberRoles(o.id, u.id);
+      const held = (current ?? []).filter((r) => !grantable.has(r));
+      if (held.length > 0) throw forbidden(`change the roles of a member who holds ${held.join(', ')}`)();
+    }
+    const { before, after } = await this.identity.upsertOrganizationMember(o.id, u.id, roles);
+    // A membership created concurrently after the lock above found none: the row is locked now,
+    // and the transaction rolls back the write.
+    if (roles !== null && before?.roles.some((r) => !grantable.has(r))) {
+      throw forbidden(`change the roles of a member who holds ${before.roles.join(', ')}`)();
+    }
+    await this.trail.record(actor, {
+      action: before ? 'write' : 'create',
+      resourceType: 'organization_member',
+      resourceId: `${o.id}/${u.id}`,
+      organizationId: o.id,
+      diff: { user: userRef(u), roles: { before: before?.roles ?? null, after: after.roles } },
+    });
+    return { before, after };
   }
 
+  /**
+   * Removes the membership; the database removes and records the user's memberships of the
+   * organization's groups and the overrides that lose their group. A member holding a role the
+   * actor cannot grant cannot be removed by it.
+   */
   async removeMember(actor: Actor, o: Organization, u: User): Promise<OrganizationMember> {
     requireAllowed(
       actor,
@@ -387,8 +558,19 @@ export class OrganizationStore {
       { organizationIds: [o.id] },
       forbidden('manage members here'),
     );
+    const current = await this.identity.lockOrganizationMemberRoles(o.id, u.id);
+    const grantable = grantableOrgRoles(actor, o.id);
+    const held = (current ?? []).filter((r) => !grantable.has(r));
+    if (held.length > 0) throw forbidden(`remove a member who holds ${held.join(', ')}`)();
     const removed = await this.identity.deleteOrganizationMember(o.id, u.id);
     if (!removed) throw new DomainError('not_found', 'User is not a member of the organization.');
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'organization_member',
+      resourceId: `${o.id}/${u.id}`,
+      organizationId: o.id,
+      diff: { user: userRef(u), roles: { before: removed.roles, after: null } },
+    });
     return removed;
   }
 }
@@ -402,12 +584,25 @@ export class OverrideStore {
     private readonly users: UserStore,
     private readonly groups: GroupStore,
     private readonly overrides: OverrideRepository,
+    private readonly identity: IdentityRepository,
+    private readonly trail: AuditTrail,
   ) {}
 
+  /**
+   * Whoever may read the user; but a reader by organization role alone (organization-admin,
+   * -user-admin, -auditor of an organization the user is in) sees the override only when its
+   * group belongs to such an organization. Otherwise it is not found, like no override at all.
+   */
   async getOverride(actor: Actor, user: User): Promise<UserOverride> {
     await this.users.assertCanRead(actor, user);
     const o = await this.overrides.get(user.id);
-    if (!o) throw new DomainError('not_found', 'User has no AI budget override.');
+    if (!o) throw noOverride();
+    if (!can(actor, 'user.read', { userId: user.id })) {
+      const g = await this.identity.getGroup(o.groupId);
+      if (!g || !can(actor, 'user.read', { userId: user.id, organizationIds: [g.organizationId] })) {
+        throw noOverride();
+      }
+    }
     return o;
   }
 
@@ -434,6 +629,20 @@ export class OverrideStore {
         before.groupId === group.id ? group : await this.groups.getGroupForUpdate(actor, before.groupId);
     }
     const after = await this.overrides.write(user.id, group.id, limit);
+    await this.trail.record(actor, {
+      action: before ? 'write' : 'create',
+      resourceType: 'user_ai_budget_override',
+      resourceId: user.id,
+      organizationId: group.organizationId,
+      diff: {
+        user: userRef(user),
+        group: { before: groupRef(oldGroup), after: groupRef(group) },
+        spend_limit: {
+          before: moneyDiff(before?.spendLimitMicros ?? null),
+          after: moneyDiff(after.spendLimitMicros),
+        },
+      },
+    });
     return { before, after, oldGroup };
   }
 
@@ -441,14 +650,27 @@ export class OverrideStore {
     // The same lock as writers: the group checked and audited is the one being deleted.
     await this.overrides.lock(user.id);
     const current = await this.overrides.get(user.id);
-    if (!current) throw new DomainError('not_found', 'User has no AI budget override.');
+    if (!current) throw noOverride();
     await this.users.assertCanUpdate(actor, user);
     const group = await this.groups.getGroupForUpdate(actor, current.groupId);
     const before = await this.overrides.delete(user.id);
-    if (!before) throw new DomainError('not_found', 'User has no AI budget override.');
+    if (!before) throw noOverride();
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'user_ai_budget_override',
+      resourceId: user.id,
+      organizationId: group.organizationId,
+      diff: {
+        user: userRef(user),
+        group: { before: groupRef(group), after: null },
+        spend_limit: { before: moneyDiff(before.spendLimitMicros), after: null },
+      },
+    });
     return { before, group };
   }
 }
+
+const noOverride = () => new DomainError('not_found', 'User has no AI budget override.');
 
 /** The stores over one database handle; `transaction` gives the same stores inside one. */
 export class Stores {
@@ -460,15 +682,24 @@ export class Stores {
   readonly organizations: OrganizationStore;
   readonly overrides: OverrideStore;
 
-  constructor(private readonly db: DataSource | EntityManager) {
+  /**
+   * `requestId`: the request the changes belong to, written to their audit entries. Changing
+   * methods are meant to run inside `transaction` (so a change and its entries commit together).
+   */
+  constructor(
+    private readonly db: DataSource | EntityManager,
+    requestId: string | null = null,
+  ) {
     const identity = new IdentityRepository(db);
-    this.groups = new GroupStore(identity, db);
+    const auditRepository = new AuditRepository(db);
+    const trail = new AuditTrail(auditRepository, requestId);
+    this.groups = new GroupStore(identity, db, trail);
     this.budgets = new BudgetStore(this.groups, new GroupBudgetRepository(db));
     this.prices = new PriceStore(new PriceQueryRepository(db));
-    this.audit = new AuditStore(new AuditRepository(db));
-    this.users = new UserStore(identity, new ApiKeyRepository(db));
-    this.organizations = new OrganizationStore(identity);
-    this.overrides = new OverrideStore(this.users, this.groups, new OverrideRepository(db));
+    this.audit = new AuditStore(auditRepository);
+    this.users = new UserStore(identity, new ApiKeyRepository(db), trail);
+    this.organizations = new OrganizationStore(identity, trail);
+    this.overrides = new OverrideStore(this.users, this.groups, new OverrideRepository(db), identity, trail);
   }
 
   /**
@@ -484,7 +715,7 @@ export class Stores {
       try {
         return await ds.transaction(async (em) => {
           if (requestId) await em.query(`SELECT set_config('aigov.request_id', $1, true)`, [requestId]);
-          return fn(new Stores(em));
+          return fn(new Stores(em, requestId));
         });
       } catch (err) {
         if (attempt >= TRANSACTION_ATTEMPTS || !isRetryableTransactionError(err)) throw err;

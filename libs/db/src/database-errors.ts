@@ -12,7 +12,7 @@ const userGone = () => new DomainError('not_found', 'User not found.');
 
 const CONSTRAINT_ERRORS: Record<string, () => DomainError> = {
   users_last_owner: () =>
-    new DomainError('conflict', 'This is the last owner; make someone else owner first.'),
+    new DomainError('conflict', 'This is the last active owner; make another active user owner first.'),
   // Foreign keys: the referenced row was deleted by a concurrent request.
   group_ai_budgets_group_id_fkey: groupGone,
   group_members_group_id_fkey: groupGone,
@@ -32,6 +32,11 @@ const CONSTRAINT_ERRORS: Record<string, () => DomainError> = {
       { field: 'username', detail: 'already taken' },
     ]),
   users_email_key: () =>
+    new DomainError('conflict', 'A user with this email already exists.', [
+      { field: 'email', detail: 'already taken' },
+    ]),
+  // Emails are unique regardless of case (also for writers that do not lowercase them).
+  users_email_lower_key: () =>
     new DomainError('conflict', 'A user with this email already exists.', [
       { field: 'email', detail: 'already taken' },
     ]),

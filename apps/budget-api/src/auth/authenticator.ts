@@ -32,6 +32,13 @@ export class Authenticator {
     if (!principal || !secretMatches(parsed.secret, principal.secretHash)) {
       throw new DomainError('unauthenticated', 'Invalid API token.');
     }
+    // Checked only after the secret matched: the answer says nothing to whoever guesses key ids.
+    if (principal.status === 'suspended') {
+      throw new DomainError(
+        'unauthenticated',
+        'This account is suspended; ask an administrator to reactivate it.',
+      );
+    }
     const now = Date.now();
     if (principal.expiresAt && principal.expiresAt.getTime() <= now) {
       throw new DomainError('unauthenticated', 'API token expired.');

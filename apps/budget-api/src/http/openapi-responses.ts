@@ -143,6 +143,7 @@ export const SUCCESS_BODIES: Record<string, string> = {
   UsersController_create: 'User',
   UsersController_get: 'User',
   UsersController_setRoles: 'User',
+  UsersController_setStatus: 'User',
   UsersController_createKey: 'NewApiKey',
   UsersController_listKeys: 'ApiKeyList',
   OrganizationsController_create: 'Organization',

@@ -31,10 +31,7 @@ export class OrganizationsService {
     return this.stores.organizations.listMembers(actor, org, page);
   }
 
-  /**
-   * Idempotent add; `roles` null keeps the member's roles. Every successful call is audited:
-   * `create` when the membership came into being, else `write`.
-   */
+  /** Idempotent add; `roles` null keeps the member's roles. The store audits and checks grants. */
   async putMember(
     actor: Actor,
     requestId: string,
@@ -45,19 +42,7 @@ export class OrganizationsService {
     return this.stores.transaction(requestId, async (tx) => {
       const org = await tx.organizations.getOrganization(actor, orgRef);
       const user = await tx.users.findUserForMembership(actor, org, userRef);
-      const { before, after } = await tx.organizations.upsertMember(actor, org, user, roles);
-      await tx.audit.record(actor, {
-        action: before ? 'write' : 'create',
-        resourceType: 'organization_member',
-        resourceId: `${org.id}/${user.id}`,
-        organizationId: org.id,
-        diff: {
-          user: { id: user.id, username: user.username },
-          roles: { before: before?.roles ?? null, after: after.roles },
-        },
-        requestId,
-      });
-      return after;
+      return (await tx.organizations.upsertMember(actor, org, user, roles)).after;
     });
   }
 
@@ -66,18 +51,7 @@ export class OrganizationsService {
     await this.stores.transaction(requestId, async (tx) => {
       const org = await tx.organizations.getOrganization(actor, orgRef);
       const user = await tx.users.findUserForMembership(actor, org, userRef);
-      const removed = await tx.organizations.removeMember(actor, org, user);
-      await tx.audit.record(actor, {
-        action: 'delete',
-        resourceType: 'organization_member',
-        resourceId: `${org.id}/${user.id}`,
-        organizationId: org.id,
-        diff: {
-          user: { id: user.id, username: user.username },
-          roles: { before: removed.roles, after: null },
-        },
-        requestId,
-      });
+      await tx.organizations.removeMember(actor, org, user);
     });
   }
 }

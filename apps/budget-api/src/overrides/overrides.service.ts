@@ -1,12 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor } from '@aigov/authz';
-import { moneyDiff } from '@aigov/contracts';
-import type { Group, UserOverride } from '@aigov/db';
+import type { UserOverride } from '@aigov/db';
 import { StrictValidationPipe, validationFailed } from '../http/validation.pipe';
 import { BUDGET_API_OPTIONS, type BudgetApiOptions } from '../options';
 import { PutOverrideDto } from './overrides.dto';
-
-const groupRef = (g: Group | null) => (g ? { id: g.id, name: g.name } : null);
 
 @Injectable()
 export class OverridesService {
@@ -41,42 +38,14 @@ export class OverridesService {
         ]);
       }
       const group = await tx.groups.getGroup(actor, body.group_id.toLowerCase());
-      const { before, after, oldGroup } = await tx.overrides.upsertOverride(actor, user, group, limit);
-      await tx.audit.record(actor, {
-        action: before ? 'write' : 'create',
-        resourceType: 'user_ai_budget_override',
-        resourceId: user.id,
-        organizationId: group.organizationId,
-        diff: {
-          user: { id: user.id, username: user.username },
-          group: { before: groupRef(oldGroup), after: groupRef(group) },
-          spend_limit: {
-            before: moneyDiff(before?.spendLimitMicros ?? null),
-            after: moneyDiff(after.spendLimitMicros),
-          },
-        },
-        requestId,
-      });
-      return after;
+      return (await tx.overrides.upsertOverride(actor, user, group, limit)).after;
     });
   }
 
   async delete(actor: Actor, requestId: string, userRef: string): Promise<void> {
     await this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, userRef);
-      const { before, group } = await tx.overrides.deleteOverride(actor, user);
-      await tx.audit.record(actor, {
-        action: 'delete',
-        resourceType: 'user_ai_budget_override',
-        resourceId: user.id,
-        organizationId: group.organizationId,
-        diff: {
-          user: { id: user.id, username: user.username },
-          group: { before: groupRef(group), after: null },
-          spend_limit: { before: moneyDiff(before.spendLimitMicros), after: null },
-        },
-        requestId,
-      });
+      await tx.overrides.deleteOverride(actor, user);
     });
   }
 }

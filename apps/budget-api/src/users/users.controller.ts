@@ -6,6 +6,7 @@ import { KeyIdParam, UserRefParam } from '../http/params';
 import { PageQuery, page } from '../http/query.dto';
 import { apiKeyResponse, userResponse } from '../http/responses';
 import { CreateKeyDto, CreateUserDto, FirstUserDto, ListUsersQuery, SetRolesDto } from './users.dto';
+import { SetStatusDto } from './user-status.dto';
 import { UsersService } from './users.service';
 
 @Controller('api/v2/users')
@@ -75,6 +76,18 @@ export class UsersController {
   ) {
     body.checkElements();
     return userResponse(await this.users.setRoles(actor, requestId, ref, body.roles as SiteRole[]));
+  }
+
+  /** Suspends or reactivates: a suspended user's tokens are refused; nothing is removed. */
+  @Put(':user/status')
+  @HttpCode(200)
+  async setStatus(
+    @CurrentActor() actor: UserActor,
+    @RequestId() requestId: string,
+    @Param('user', UserRefParam) ref: string,
+    @Body() body: SetStatusDto,
+  ) {
+    return userResponse(await this.users.setStatus(actor, requestId, ref, body.status));
   }
 
   @Post(':user/keys')

@@ -18,7 +18,8 @@ export class UsersService {
 
   /**
    * Bootstraps the first owner: only while no user exists (an advisory lock makes two racing
-   * calls create one). Creates organization `default` and the user's first key.
+   * calls create one). Creates organization `default` and the user's first key, through the
+   * stores as the new owner, so each change is audited like any other.
    */
   async createFirstUser(requestId: string, u: { username: string; email: string; name: string | null }) {
     return this.ds.transaction(async (em) => {
@@ -27,40 +28,46 @@ export class UsersService {
       if ((await identity.countUsers()) > 0) {
         throw new DomainError('conflict', 'The first user already exists; ask an owner for an account.');
       }
+      // Nobody can authorize the first user's creation: it is recorded as done by that user.
       const user = await identity.createUser({ ...u, roles: ['owner'] });
+      const actor: UserActor = {
+        kind: 'user',
+        id: user.id,
+        username: user.username,
+        status: user.status,
+        siteRoles: new Set(user.roles),
+        orgRoles: new Map(),
+        groupIds: new Set(),
+      };
+      const tx = new Stores(em, requestId);
+      const who = { id: user.id, username: user.username };
+      await tx.audit.record(actor, {
+        action: 'create',
+        resourceType: 'user',
+        resourceId: user.id,
+        organizationId: null,
+        diff: { username: user.username, email: user.email, name: user.name, status: user.status },
+        requestId,
+      });
+      await tx.audit.record(actor, {
+        action: 'create',
+        resourceType: 'user_roles',
+        resourceId: user.id,
+        organizationId: null,
+        diff: { user: who, roles: { before: [], after: user.roles } },
+        requestId,
+      });
       const org =
         (await identity.getOrganizationByName(DEFAULT_ORGANIZATION)) ??
-        (await identity.createOrganization({ name: DEFAULT_ORGANIZATION, displayName: 'Default' }));
-      await identity.upsertOrganizationMember(org.id, user.id, []);
+        (await tx.organizations.createOrganization(actor, DEFAULT_ORGANIZATION, 'Default'));
+      await tx.organizations.upsertMember(actor, org, user, []);
       const t = newToken();
-      await em.query(`INSERT INTO api_keys (id, user_id, name, secret_hash) VALUES ($1, $2, $3, $4)`, [
-        t.id,
-        user.id,
-        'first',
-        t.secretHash,
-      ]);
-      const audit = { actorId: user.id, actor: user.username, organizationId: org.id, requestId };
-      await em.query(
-        `INSERT INTO audit_logs (actor_id, actor, action, resource_type, resource_id, organization_id, diff, request_id)
-         VALUES ($1, $2, 'create', 'user_roles', $3, NULL, $4::jsonb, $5),
-                ($1, $2, 'create', 'organization_member', $6, $7, $8::jsonb, $5),
-                ($1, $2, 'create', 'api_key', $9, NULL, $10::jsonb, $5)`,
-        [
-          audit.actorId,
-          audit.actor,
-          user.id,
-          JSON.stringify({ roles: { before: [], after: ['owner'] } }),
-          requestId,
-          `${org.id}/${user.id}`,
-          org.id,
-          JSON.stringify({
-            user: { id: user.id, username: user.username },
-            roles: { before: null, after: [] },
-          }),
-          t.id,
-          JSON.stringify({ user_id: user.id, name: 'first', expires_at: null }),
-        ],
-      );
+      await tx.users.createKey(actor, user, {
+        id: t.id,
+        name: 'first',
+        secretHash: t.secretHash,
+        expiresAt: null,
+      });
       return { user, token: t.token };
     });
   }
@@ -91,30 +98,8 @@ export class UsersService {
         name: u.name,
         roles: u.roles,
       });
-      if (u.roles.length > 0) {
-        await tx.audit.record(actor, {
-          action: 'create',
-          resourceType: 'user_roles',
-          resourceId: user.id,
-          organizationId: null,
-          diff: { user: { id: user.id, username: user.username }, roles: { before: [], after: u.roles } },
-          requestId,
-        });
-      }
-      const orgs = await this.resolveOrganizations(actor, tx, u.organizationIds);
-      for (const org of orgs) {
-        const { after } = await tx.organizations.upsertMember(actor, org, user, []);
-        await tx.audit.record(actor, {
-          action: 'create',
-          resourceType: 'organization_member',
-          resourceId: `${org.id}/${user.id}`,
-          organizationId: org.id,
-          diff: {
-            user: { id: user.id, username: user.username },
-            roles: { before: null, after: after.roles },
-          },
-          requestId,
-        });
+      for (const org of await this.resolveOrganizations(actor, tx, u.organizationIds)) {
+        await tx.organizations.upsertMember(actor, org, user, []);
       }
       return user;
     });
@@ -148,64 +133,24 @@ export class UsersService {
     return orgs;
   }
 
+  /** What goes with the user is removed and recorded by the database (CONTRACT 1.5). */
   async deleteUser(actor: Actor, requestId: string, ref: string): Promise<void> {
     await this.stores.transaction(requestId, async (tx) => {
-      const user = await tx.users.getUser(actor, ref);
-      const gone = await tx.users.deleteUser(actor, user);
-      // What went with the user, as the audit log records memberships, roles and keys.
-      const who = { id: user.id, username: user.username };
-      for (const organizationId of gone.organizationIds) {
-        await tx.audit.record(actor, {
-          action: 'delete',
-          resourceType: 'organization_member',
-          resourceId: `${organizationId}/${user.id}`,
-          organizationId,
-          diff: { user: who },
-          requestId,
-          reason: 'user_deleted',
-        });
-      }
-      if (user.roles.length > 0) {
-        await tx.audit.record(actor, {
-          action: 'delete',
-          resourceType: 'user_roles',
-          resourceId: user.id,
-          organizationId: null,
-          diff: { user: who, roles: { before: user.roles, after: [] } },
-          requestId,
-          reason: 'user_deleted',
-        });
-      }
-      for (const key of gone.keys) {
-        await tx.audit.record(actor, {
-          action: 'delete',
-          resourceType: 'api_key',
-          resourceId: key.id,
-          organizationId: null,
-          diff: { user: who, name: key.name },
-          requestId,
-          reason: 'user_deleted',
-        });
-      }
+      await tx.users.deleteUser(actor, await tx.users.getUser(actor, ref));
     });
   }
 
   async setRoles(actor: Actor, requestId: string, ref: string, roles: SiteRole[]): Promise<User> {
     return this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, ref);
-      const { before, after } = await tx.users.setRoles(actor, user, [...new Set(roles)]);
-      await tx.audit.record(actor, {
-        action: 'write',
-        resourceType: 'user_roles',
-        resourceId: user.id,
-        organizationId: null,
-        diff: {
-          user: { id: user.id, username: user.username },
-          roles: { before: before.roles, after: after.roles },
-        },
-        requestId,
-      });
-      return after;
+      return (await tx.users.setRoles(actor, user, [...new Set(roles)])).after;
+    });
+  }
+
+  async setStatus(actor: Actor, requestId: string, ref: string, status: User['status']): Promise<User> {
+    return this.stores.transaction(requestId, async (tx) => {
+      const user = await tx.users.getUser(actor, ref);
+      return (await tx.users.setStatus(actor, user, status)).after;
     });
   }
 
@@ -226,14 +171,6 @@ export class UsersService {
         secretHash: t.secretHash,
         expiresAt,
       });
-      await tx.audit.record(actor, {
-        action: 'create',
-        resourceType: 'api_key',
-        resourceId: key.id,
-        organizationId: null,
-        diff: { user: { id: user.id, username: user.username }, name, expires_at: key.expiresAt },
-        requestId,
-      });
       return { key, token: t.token };
     });
   }
@@ -246,15 +183,7 @@ export class UsersService {
   async deleteKey(actor: Actor, requestId: string, ref: string, keyId: string): Promise<void> {
     await this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, ref);
-      const key = await tx.users.deleteKey(actor, user, keyId);
-      await tx.audit.record(actor, {
-        action: 'delete',
-        resourceType: 'api_key',
-        resourceId: key.id,
-        organizationId: null,
-        diff: { user: { id: user.id, username: user.username }, name: key.name },
-        requestId,
-      });
+      await tx.users.deleteKey(actor, user, keyId);
     });
   }
 }

@@ -88,6 +88,23 @@ export class IdentityRepository {
     return rows[0] ?? null;
   }
 
+  /** The user's row, locked until the transaction ends: checks on it then hold for the write. */
+  async lockUser(id: string): Promise<User | null> {
+    const rows = await q<User[]>(this.db, `SELECT ${USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE`, [id]);
+    return rows[0] ?? null;
+  }
+
+  async setUserStatus(id: string, status: User['status']): Promise<User | null> {
+    const rows = await q<User[]>(
+      this.db,
+      `UPDATE users SET status = $2,
+              updated_at = CASE WHEN status IS DISTINCT FROM $2 THEN now() ELSE updated_at END
+        WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+      [id, status],
+    );
+    return rows[0] ?? null;
+  }
+
   /** Organizations the user belongs to, earliest membership first. */
   async organizationIdsOfUser(userId: string): Promise<string[]> {
     const rows = await q<{ id: string }[]>(
@@ -156,6 +173,16 @@ export class IdentityRepository {
       [organizationId, userId],
     );
     return rows[0] ?? null;
+  }
+
+  /** The member's roles, the row locked until the transaction ends; null when not a member. */
+  async lockOrganizationMemberRoles(organizationId: string, userId: string): Promise<OrgRole[] | null> {
+    const rows = await q<{ roles: OrgRole[] }[]>(
+      this.db,
+      'SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
+      [organizationId, userId],
+    );
+    return rows[0]?.roles ?? null;
   }
 
   /**
