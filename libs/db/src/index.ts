@@ -13,3 +13,4 @@ export * from './repositories/identity.repository';
 export * from './repositories/price-book.repository';
 export * from './repositories/types';
 export * from './repositories/override.repository';
+export * from './repositories/paging';
