@@ -240,9 +240,10 @@ export class IdentityRepository {
   }
 
   /**
-   * Groups of an organization, Everyone first, then by name (the order of groups_list_order_idx). `visibleTo` null: all of them; else
-   * only the groups that user is a member of (the Everyone group when `everyone` is set). The
-   * filter runs here so that paging and `count` see only what the caller may read.
+   * Groups of an organization, Everyone first, then by name (the order of groups_list_order_idx).
+   * `visibleTo` null: all of them; else only the groups that user is a member of (and the
+   * Everyone group when `everyone` is set). The filter runs here, so that paging and `count`
+   * see only what the caller may read.
    */
   async listGroups(
     organizationId: string,
