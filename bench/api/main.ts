@@ -1,9 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
+import {
+  ROOT,
+  arg,
+  createBenchDatabase,
+  firstUser,
+  freePort,
+  startBudgetApi,
+  stop,
+  waitFor,
+} from '../shared/budget-api';
 
 /**
  * bench/api: load GET /api/v2/groups/{group}/ai/budget with a valid token (autocannon, 50
@@ -14,45 +22,9 @@ import { Client } from 'pg';
  *   npm run bench:api [-- --duration 10 --connections 50 --database-url postgres://...]
  */
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-};
 const DURATION = Number(arg('duration', '10'));
 const CONNECTIONS = Number(arg('connections', '50'));
 const ADMIN_URL = arg('database-url', 'postgres://postgres@127.0.0.1:5432/postgres');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`${url}: server exited with ${child.exitCode}`);
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 interface Result {
   rps: number;
@@ -79,43 +51,14 @@ async function load(url: string, token: string, duration: number): Promise<Resul
 }
 
 async function main(): Promise<void> {
-  const dbName = `aigov_bench_api_${randomBytes(4).toString('hex')}`;
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${dbName}`;
-  const dbUrl = u.toString();
+  const database = await createBenchDatabase(ADMIN_URL, 'aigov_bench_api');
+  const dbUrl = database.url;
   const children: ChildProcess[] = [];
   try {
-    const apiPort = await freePort();
-    const api = spawn(
-      process.execPath,
-      [
-        '-r',
-        path.join(ROOT, 'scripts', 'register-paths.js'),
-        path.join(ROOT, 'dist', 'apps', 'budget-api', 'src', 'main.js'),
-      ],
-      {
-        env: {
-          ...process.env,
-          DATABASE_URL: dbUrl,
-          PORT: String(apiPort),
-          NATS_ENABLED: 'false',
-          LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    const { child: api, base } = await startBudgetApi(dbUrl);
     children.push(api);
-    const base = `http://127.0.0.1:${apiPort}`;
-    await waitFor(`${base}/healthz`, api);
-    const first = await fetch(`${base}/api/v2/users/first`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'bench', email: 'bench@example.com' }),
-    });
-    const { token } = (await first.json()) as { token: string };
+    const apiPort = Number(new URL(base).port);
+    const token = await firstUser(base, 'bench');
     const db = new Client({ connectionString: dbUrl });
     await db.connect();
     const { rows } = await db.query<{ id: string }>(`SELECT id FROM organizations WHERE name = 'default'`);
@@ -169,8 +112,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await Promise.all(children.map(stop));
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }
 

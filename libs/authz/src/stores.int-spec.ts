@@ -261,8 +261,11 @@ const CASES: Record<string, AnyScenario[]> = {
   'GroupStore.listGroupMembers': [
     scenario({
       title: 'group A1',
-      act: (s, a, _f, w) => s.groups.listGroupMembers(a, w.groupA1),
-      expect: (m, _f, w) => expect(userIds(m)).toEqual([w.people.groupMember.user.id]),
+      act: (s, a, _f, w) => s.groups.listGroupMembers(a, w.groupA1.id, PAGE),
+      expect: (r, _f, w) => {
+        expect(userIds(r.members)).toEqual([w.people.groupMember.user.id]);
+        expect(r.count).toBe(1);
+      },
       allow: ['groupMember', 'orgAuditorA', 'auditor'],
       deny: [
         ['orgMember', 'not_found'],
@@ -272,16 +275,53 @@ const CASES: Record<string, AnyScenario[]> = {
     }),
     scenario({
       title: "A's Everyone group (the organization's members)",
-      act: (s, a, _f, w) => s.groups.listGroupMembers(a, w.everyoneA),
-      expect: (m, _f, w) => {
+      act: (s, a, _f, w) => s.groups.listGroupMembers(a, w.everyoneA.id, PAGE),
+      expect: (r, _f, w) => {
         const { orgMember, groupMember, orgAdminA, memberB } = w.people;
-        expect(userIds(m)).toEqual(
+        expect(userIds(r.members)).toEqual(
           expect.arrayContaining([orgMember.user.id, groupMember.user.id, orgAdminA.user.id]),
         );
-        expect(userIds(m)).not.toContain(memberB.user.id);
+        expect(userIds(r.members)).not.toContain(memberB.user.id);
+        expect(r.count).toBe(r.members.length);
       },
       allow: ['orgMember'],
       deny: [['memberB', 'not_found']],
+    }),
+  ],
+
+  'GroupStore.getGroupMemberPreview': [
+    scenario({
+      title: 'group A1',
+      act: (s, a, _f, w) => s.groups.getGroupMemberPreview(a, w.groupA1),
+      expect: (r, _f, w) =>
+        expect({ n: r.memberCount, ids: userIds(r.members) }).toEqual({
+          n: 1,
+          ids: [w.people.groupMember.user.id],
+        }),
+      allow: ['groupMember', 'orgAuditorA', 'auditor'],
+      deny: [
+        ['orgMember', 'not_found'],
+        ['memberB', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
+    }),
+  ],
+
+  'GroupStore.listGroupMembersAmong': [
+    scenario({
+      title: 'group A1, asked about its member and a non-member',
+      act: (s, a, _f, w) =>
+        s.groups.listGroupMembersAmong(a, w.groupA1, [
+          w.people.groupMember.user.id,
+          w.people.orgMember.user.id,
+        ]),
+      expect: (m, _f, w) => expect(userIds(m)).toEqual([w.people.groupMember.user.id]),
+      allow: ['groupMember', 'orgAdminA', 'owner'],
+      deny: [
+        ['orgMember', 'not_found'],
+        ['memberB', 'not_found'],
+        ['pricingWorker', 'not_found'],
+      ],
     }),
   ],
 
@@ -300,7 +340,7 @@ const CASES: Record<string, AnyScenario[]> = {
       expect: (r, _f, w) => expect(ids(r.groups)).toEqual([w.everyoneA.id, w.groupA1.id]),
       allow: ['groupMember'],
       deny: [['orgMember', 'hidden']],
-      hides: (r, _f, w) => expect(r).toEqual({ groups: [w.everyoneA], count: 1 }),
+      hides: (r, _f, w) => expect(r).toEqual({ groups: [w.everyoneA], count: 1, countCapped: false }),
     }),
     scenario({
       title: "A's groups, by outsiders",
@@ -909,8 +949,9 @@ const CASES: Record<string, AnyScenario[]> = {
   'UserStore.listKeys': [
     scenario({
       title: 'of the member of group A1',
-      act: (s, a, _f, w) => s.users.listKeys(a, w.people.groupMember.user),
-      expect: (keys, _f, w) => expect(ids(keys)).toEqual([w.memberKeyId]),
+      act: (s, a, _f, w) => s.users.listKeys(a, w.people.groupMember.user, PAGE),
+      expect: (r, _f, w) =>
+        expect({ ids: ids(r.keys), count: r.count }).toEqual({ ids: [w.memberKeyId], count: 1 }),
       allow: ['groupMember', 'userAdmin', 'owner'],
       deny: [
         ['orgUserAdminA', 'forbidden'],
@@ -985,7 +1026,7 @@ const CASES: Record<string, AnyScenario[]> = {
       title: 'by a user in no organization',
       act: (s, a) => s.organizations.listOrganizations(a, PAGE),
       deny: [['gateway', 'hidden']],
-      hides: (r) => expect(r).toEqual({ organizations: [], count: 0 }),
+      hides: (r) => expect(r).toEqual({ organizations: [], count: 0, countCapped: false }),
     }),
   ],
 

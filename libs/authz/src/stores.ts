@@ -10,6 +10,7 @@ import {
   type AuditEntry,
   type AuditEntryInput,
   type AuditFilter,
+  type Counted,
   type Db,
   type Group,
   type GroupBudget,
@@ -79,6 +80,9 @@ async function lockForChange(identity: IdentityRepository, g: Group): Promise<vo
   if (!(await identity.lockGroup(g.id))) throw notFound('Group')();
 }
 
+/** `GET /groups/{group}` shows at most this many members; the members route pages them all. */
+export const MEMBER_PREVIEW = 1000;
+
 export class GroupStore {
   constructor(
     private readonly identity: IdentityRepository,
@@ -100,17 +104,45 @@ export class GroupStore {
     return g;
   }
 
-  async listGroupMembers(actor: Actor, group: Group): Promise<GroupMember[]> {
+  /** How many members the group has and the first MEMBER_PREVIEW of them by username. */
+  async getGroupMemberPreview(
+    actor: Actor,
+    group: Group,
+  ): Promise<{ memberCount: number; members: GroupMember[] }> {
     requireAllowed(actor, 'group.read', groupSubject(group), notFound('Group'));
-    return this.identity.listGroupMembers(group);
+    const { members } = await this.identity.listGroupMembers(group, { limit: MEMBER_PREVIEW, offset: 0 });
+    const memberCount =
+      members.length < MEMBER_PREVIEW ? members.length : await this.identity.countGroupMembers(group);
+    return { memberCount, members };
   }
 
-  /** Groups of an organization the actor can see (members see only theirs). */
-  async listGroups(actor: Actor, org: Organization, page: Page): Promise<{ groups: Group[]; count: number }> {
+  /** A page of the members of a group the actor may read (else not found). */
+  async listGroupMembers(
+    actor: Actor,
+    groupId: string,
+    page: Page,
+  ): Promise<{ members: GroupMember[] } & Counted> {
+    const group = await this.getGroup(actor, groupId);
+    return this.identity.listGroupMembers(group, page);
+  }
+
+  /** Those of `userIds` that are members of the group: for naming them in audit entries. */
+  async listGroupMembersAmong(actor: Actor, group: Group, userIds: string[]): Promise<GroupMember[]> {
+    requireAllowed(actor, 'group.read', groupSubject(group), notFound('Group'));
+    return this.identity.listGroupMembersAmong(group, userIds);
+  }
+
+  /**
+   * Groups of an organization the actor can see. Readers of every group of the organization (the
+   * rule without the member clause) see all; others see Everyone and the groups they are in. The
+   * filter runs in the database, so paging and count see only visible groups.
+   */
+  async listGroups(actor: Actor, org: Organization, page: Page): Promise<{ groups: Group[] } & Counted> {
     requireAllowed(actor, 'organization.read', { organizationIds: [org.id] }, notFound('Organization'));
-    const all = await this.identity.listGroups(org.id, { limit: 100_000, offset: 0 });
-    const visible = all.groups.filter((g) => can(actor, 'group.read', groupSubject(g)));
-    return { groups: visible.slice(page.offset, page.offset + page.limit), count: visible.length };
+    if (actor.kind !== 'user') throw notFound('Organization')(); // no system actor reads organizations
+    const seesAll = can(actor, 'group.read', { organizationIds: [org.id] });
+    const everyone = can(actor, 'group.read', { organizationIds: [org.id], groupId: org.id });
+    return this.identity.listGroups(org.id, seesAll ? null : { userId: actor.id, everyone }, page);
   }
 
   async createGroup(
@@ -219,7 +251,7 @@ export class BudgetStore {
 export class PriceStore {
   constructor(private readonly prices: PriceQueryRepository) {}
 
-  async listPrices(actor: Actor, f: PriceFilter, page: Page): Promise<{ prices: PriceRow[]; count: number }> {
+  async listPrices(actor: Actor, f: PriceFilter, page: Page): Promise<{ prices: PriceRow[] } & Counted> {
     requireAllowed(actor, 'price.read', {}, forbidden('read prices'));
     return this.prices.list(f, page);
   }
@@ -257,7 +289,7 @@ export class AuditStore {
     await this.audit.insert({ ...e, actor: actorName(actor), actorId: actorId(actor) });
   }
 
-  async list(actor: Actor, f: AuditFilter, page: Page): Promise<{ entries: AuditEntry[]; count: number }> {
+  async list(actor: Actor, f: AuditFilter, page: Page): Promise<{ entries: AuditEntry[] } & Counted> {
     requireAllowed(actor, 'audit.read', {}, forbidden('read the audit log'));
     return this.audit.list(f, page);
   }
@@ -301,7 +333,7 @@ export class UserStore {
       : this.identity.getUserByUsername(ref);
   }
 
-  async listUsers(actor: Actor, q: string | null, page: Page): Promise<{ users: User[]; count: number }> {
+  async listUsers(actor: Actor, q: string | null, page: Page): Promise<{ users: User[] } & Counted> {
     requireAllowed(actor, 'user.list', {}, forbidden('list users'));
     return this.identity.listUsers(q, page);
   }
@@ -433,10 +465,10 @@ export class UserStore {
     return key;
   }
 
-  async listKeys(actor: Actor, u: User): Promise<ApiKey[]> {
+  async listKeys(actor: Actor, u: User, page: Page): Promise<{ keys: ApiKey[] } & Counted> {
     requireAllowed(actor, 'user.keys.manage', await this.subject(u), forbidden("manage this user's keys"));
     this.assertOutranks(actor, u, "manage this user's keys");
-    return this.keys.listForUser(u.id);
+    return this.keys.listPageForUser(u.id, page);
   }
 
   async deleteKey(actor: Actor, u: User, id: string): Promise<ApiKey> {
@@ -472,10 +504,7 @@ export class OrganizationStore {
     return o;
   }
 
-  async listOrganizations(
-    actor: Actor,
-    page: Page,
-  ): Promise<{ organizations: Organization[]; count: number }> {
+  async listOrganizations(actor: Actor, page: Page): Promise<{ organizations: Organization[] } & Counted> {
     if (actor.kind !== 'user') throw forbidden('list organizations')();
     const seesAll = ROLE_TABLE['organization.read'].site.some((r) => actor.siteRoles.has(r));
     return this.identity.listOrganizations(seesAll ? null : [...actor.orgRoles.keys()], page);
@@ -499,7 +528,7 @@ export class OrganizationStore {
     actor: Actor,
     o: Organization,
     page: Page,
-  ): Promise<{ members: OrganizationMember[]; count: number }> {
+  ): Promise<{ members: OrganizationMember[] } & Counted> {
     requireAllowed(actor, 'organization.members.read', { organizationIds: [o.id] }, notFound('Organization'));
     return this.identity.listOrganizationMembers(o.id, page);
   }

@@ -13,3 +13,4 @@ export * from './repositories/price-book.repository';
 export * from './repositories/types';
 export * from './repositories/override.repository';
 export * from './database-errors';
+export * from './repositories/paging';

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
 import type { UserActor } from '@aigov/authz';
 import { Authenticated, CurrentActor } from '../auth/decorators';
-import { page } from '../http/query.dto';
+import { listBody, page } from '../http/query.dto';
 import { auditLogResponse } from './audit-log.response';
 import { AuditLogQuery, parseRfc3339 } from './audit.dto';
 import { AuditService } from './audit.service';
@@ -13,7 +13,7 @@ export class AuditController {
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: AuditLogQuery) {
-    const { entries, count } = await this.audit.list(
+    const { entries, ...counted } = await this.audit.list(
       actor,
       {
         resourceType: query.resource_type,
@@ -25,6 +25,6 @@ export class AuditController {
       },
       page(query),
     );
-    return { audit_logs: entries.map(auditLogResponse), count };
+    return listBody('audit_logs', entries.map(auditLogResponse), counted);
   }
 }

@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from '@nestjs/common';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
 import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { UuidParam } from '../http/params';
-import { PageQuery, page } from '../http/query.dto';
-import { groupResponse } from '../http/responses';
+import { PageQuery, listBody, page } from '../http/query.dto';
+import { groupMembersPageResponse, groupResponse } from '../http/responses';
 import { OrganizationRefParam } from '../http/params';
 import { CreateGroupDto, PatchGroupDto, parseUserLists } from './groups.dto';
 import { GroupsService } from './groups.service';
@@ -29,7 +29,7 @@ export class OrganizationGroupsController {
       body.name,
       body.display_name ?? null,
     );
-    return groupResponse(group, []);
+    return groupResponse(group, { memberCount: 0, members: [] });
   }
 
   @Get()
@@ -38,20 +38,38 @@ export class OrganizationGroupsController {
     @Param('organization', OrganizationRefParam) orgRef: string,
     @Query() query: PageQuery,
   ) {
-    const { groups, count } = await this.groups.listGroups(actor, orgRef, page(query));
-    return { groups: groups.map((g) => groupResponse(g)), count };
+    const { groups, ...counted } = await this.groups.listGroups(actor, orgRef, page(query));
+    return listBody(
+      'groups',
+      groups.map((g) => groupResponse(g)),
+      counted,
+    );
   }
 }
 
 @Controller('api/v2/groups')
 @Authenticated()
 export class GroupsController {
-  constructor(@Inject(GroupsService) private readonly groups: GroupsService) {}
+  constructor(
+    @Inject(GroupsService) private readonly groups: GroupsService,
+    @Inject(Stores) private readonly stores: Stores,
+  ) {}
 
   @Get(':group')
   async get(@CurrentActor() actor: UserActor, @Param('group', new UuidParam('group')) id: string) {
-    const { group, members } = await this.groups.getGroup(actor, id);
-    return groupResponse(group, members);
+    const { group, ...preview } = await this.groups.getGroup(actor, id);
+    return groupResponse(group, preview);
+  }
+
+  /** Every member, a page at a time, by username (the Everyone group: the organization's members). */
+  @Get(':group/members')
+  async listMembers(
+    @CurrentActor() actor: UserActor,
+    @Param('group', new UuidParam('group')) id: string,
+    @Query() query: PageQuery,
+  ) {
+    const { members, ...counted } = await this.stores.groups.listGroupMembers(actor, id, page(query));
+    return listBody('members', groupMembersPageResponse(members), counted);
   }
 
   @Patch(':group')
@@ -63,13 +81,13 @@ export class GroupsController {
     @Body() body: PatchGroupDto,
   ) {
     const { add, remove } = parseUserLists(body);
-    const { group, members } = await this.groups.patchGroup(actor, requestId, id, {
+    const { group, ...preview } = await this.groups.patchGroup(actor, requestId, id, {
       name: body.name,
       displayName: body.display_name,
       add,
       remove,
     });
-    return groupResponse(group, members);
+    return groupResponse(group, preview);
   }
 
   @Delete(':group')

@@ -13,6 +13,13 @@ export interface GroupPatch {
   remove: string[];
 }
 
+export interface GroupWithMembers {
+  group: Group;
+  memberCount: number;
+  /** The first MEMBER_PREVIEW members by username. */
+  members: GroupMember[];
+}
+
 const isEveryone = (g: Group): boolean => g.id === g.organizationId;
 
 const notOrgMember = (u: UserRef) => ({
@@ -43,9 +50,10 @@ export class GroupsService {
     return this.stores.groups.listGroups(actor, org, page);
   }
 
-  async getGroup(actor: Actor, id: string): Promise<{ group: Group; members: GroupMember[] }> {
+  /** The group with its member count and first members (GET and PATCH answer the same shape). */
+  async getGroup(actor: Actor, id: string): Promise<GroupWithMembers> {
     const group = await this.stores.groups.getGroup(actor, id);
-    return { group, members: await this.stores.groups.listGroupMembers(actor, group) };
+    return { group, ...(await this.stores.groups.getGroupMemberPreview(actor, group)) };
   }
 
   /**
@@ -58,7 +66,7 @@ export class GroupsService {
     requestId: string,
     id: string,
     patch: GroupPatch,
-  ): Promise<{ group: Group; members: GroupMember[] }> {
+  ): Promise<GroupWithMembers> {
     return this.stores.transaction(requestId, async (tx) => {
       let group = await tx.groups.getGroupForUpdate(actor, id);
       if (isEveryone(group)) {
@@ -81,12 +89,12 @@ export class GroupsService {
           ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
         });
       }
-      const before = patch.remove.length > 0 ? await tx.groups.listGroupMembers(actor, group) : [];
+      const before = await tx.groups.listGroupMembersAmong(actor, group, patch.remove);
       const added = await this.addMembers(tx, actor, group, patch.add);
       const removed = await tx.groups.removeGroupMembers(actor, group, patch.remove);
-      const members = await tx.groups.listGroupMembers(actor, group);
+      const after = await tx.groups.listGroupMembersAmong(actor, group, added);
 
-      const usernames = new Map([...before, ...members].map((m) => [m.userId, m.username]));
+      const usernames = new Map([...before, ...after].map((m) => [m.userId, m.username]));
       const entries = [
         ...added.map((userId) => ({ action: 'create' as const, userId })),
         ...removed.map((userId) => ({ action: 'delete' as const, userId })),
@@ -104,7 +112,7 @@ export class GroupsService {
           requestId,
         });
       }
-      return { group, members };
+      return { group, ...(await tx.groups.getGroupMemberPreview(actor, group)) };
     });
   }
 

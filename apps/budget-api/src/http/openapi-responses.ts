@@ -19,8 +19,16 @@ const obj = (properties: Schema): Schema => ({
   required: Object.keys(properties),
 });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const list = (key: string, item: string): Schema =>
-  obj({ [key]: { type: 'array', items: ref(item) }, count: { type: 'integer' } });
+/** A list body: count_capped appears only when the count stopped at 10,000 (there are more). */
+const list = (key: string, item: string): Schema => ({
+  type: 'object',
+  properties: {
+    [key]: { type: 'array', items: ref(item) },
+    count: { type: 'integer', description: 'exact up to 10,000; then 10,000 with count_capped' },
+    count_capped: { type: 'boolean', enum: [true], description: 'present when there are more than count' },
+  },
+  required: [key, 'count'],
+});
 
 export const RESPONSE_SCHEMAS: Record<string, Schema> = {
   User: obj({
@@ -45,12 +53,18 @@ export const RESPONSE_SCHEMAS: Record<string, Schema> = {
     created_at: time,
   }),
   GroupMember: obj({ user_id: uuid, username: str, name: nstr }),
+  GroupMembership: obj({ user_id: uuid, username: str, name: nstr, created_at: time }),
   Group: obj({
     id: uuid,
     organization_id: uuid,
     name: str,
     display_name: nstr,
-    members: { type: 'array', items: ref('GroupMember') },
+    member_count: { type: 'integer', minimum: 0 },
+    members: {
+      type: 'array',
+      items: ref('GroupMember'),
+      description: 'the first 1,000 by username; GET /api/v2/groups/{group}/members pages them all',
+    },
     created_at: time,
     updated_at: time,
   }),
@@ -131,6 +145,7 @@ export const RESPONSE_SCHEMAS: Record<string, Schema> = {
   OrganizationList: list('organizations', 'Organization'),
   OrganizationMemberList: list('members', 'OrganizationMember'),
   GroupList: list('groups', 'GroupSummary'),
+  GroupMemberList: list('members', 'GroupMembership'),
   ApiKeyList: list('keys', 'ApiKey'),
   PriceList: list('prices', 'Price'),
   AuditLogList: list('audit_logs', 'AuditLog'),
@@ -154,6 +169,7 @@ export const SUCCESS_BODIES: Record<string, string> = {
   OrganizationGroupsController_create: 'Group',
   OrganizationGroupsController_list: 'GroupList',
   GroupsController_get: 'Group',
+  GroupsController_listMembers: 'GroupMemberList',
   GroupsController_patch: 'Group',
   GroupBudgetsController_get: 'GroupBudget',
   GroupBudgetsController_put: 'GroupBudget',

@@ -42,17 +42,23 @@ export const organizationMemberResponse = (m: OrganizationMember) => ({
   created_at: iso(m.createdAt),
 });
 
-export const groupResponse = (g: Group, members?: GroupMember[]) => ({
+const groupMemberResponse = (m: GroupMember) => ({ user_id: m.userId, username: m.username, name: m.name });
+
+/** With `preview`: the single-group shape (member_count and the first members); without: the list item. */
+export const groupResponse = (g: Group, preview?: { memberCount: number; members: GroupMember[] }) => ({
   id: g.id,
   organization_id: g.organizationId,
   name: g.name,
   display_name: g.displayName,
-  ...(members
-    ? { members: members.map((m) => ({ user_id: m.userId, username: m.username, name: m.name })) }
+  ...(preview
+    ? { member_count: preview.memberCount, members: preview.members.map(groupMemberResponse) }
     : {}),
   created_at: iso(g.createdAt),
   updated_at: iso(g.updatedAt),
 });
+
+export const groupMembersPageResponse = (members: GroupMember[]) =>
+  members.map((m) => ({ ...groupMemberResponse(m), created_at: iso(m.createdAt) }));
 
 export const groupBudgetResponse = (b: GroupBudget) => ({
   group_id: b.groupId,

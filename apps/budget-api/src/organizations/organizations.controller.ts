@@ -3,7 +3,7 @@ import type { UserActor } from '@aigov/authz';
 import type { OrgRole } from '@aigov/db';
 import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { UserRefParam } from '../http/params';
-import { PageQuery, page } from '../http/query.dto';
+import { PageQuery, listBody, page } from '../http/query.dto';
 import { organizationMemberResponse, organizationResponse } from '../http/responses';
 import { CreateOrganizationDto, ORG_ROLE_RULE, PutMemberDto, isOrgRole } from './organizations.dto';
 import { OrganizationRefParam } from '../http/params';
@@ -37,8 +37,8 @@ export class OrganizationsController {
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: PageQuery) {
-    const { organizations, count } = await this.organizations.listOrganizations(actor, page(query));
-    return { organizations: organizations.map(organizationResponse), count };
+    const { organizations, ...counted } = await this.organizations.listOrganizations(actor, page(query));
+    return listBody('organizations', organizations.map(organizationResponse), counted);
   }
 
   @Get(':organization')
@@ -52,11 +52,12 @@ export class OrganizationsController {
     @Param('organization', OrganizationRefParam) ref: string,
     @Query() query: PageQuery,
   ) {
-    const { members, count } = await this.organizations.listMembers(actor, ref, page(query));
-    return {
-      members: members.map((m) => listedMember(organizationMemberResponse(m))),
-      count,
-    };
+    const { members, ...counted } = await this.organizations.listMembers(actor, ref, page(query));
+    return listBody(
+      'members',
+      members.map((m) => listedMember(organizationMemberResponse(m))),
+      counted,
+    );
   }
 
   /** The body may be left out: an absent body adds the user and keeps any existing roles. */

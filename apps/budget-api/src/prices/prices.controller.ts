@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
 import type { UserActor } from '@aigov/authz';
 import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
-import { page } from '../http/query.dto';
+import { listBody, page } from '../http/query.dto';
 import { priceResponse } from '../http/responses';
 import { ModelParam, ProviderParam } from './price-params';
 import { ListPricesQuery, PutPriceDto, SyncPricesDto } from './prices.dto';
@@ -24,12 +24,12 @@ export class PricesController {
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: ListPricesQuery) {
-    const { prices, count } = await this.prices.list(
+    const { prices, ...counted } = await this.prices.list(
       actor,
       { provider: query.provider, model: query.model, source: query.source },
       page(query),
     );
-    return { prices: prices.map(priceResponse), count };
+    return listBody('prices', prices.map(priceResponse), counted);
   }
 
   @Post('sync')

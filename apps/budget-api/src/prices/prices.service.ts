@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor } from '@aigov/authz';
 import { moneyDiff, type PriceSyncSource } from '@aigov/contracts';
-import type { Page, PriceFilter, PriceRow, PriceTierRow } from '@aigov/db';
+import type { Counted, Page, PriceFilter, PriceRow, PriceTierRow } from '@aigov/db';
 import type { FieldValidation } from '@aigov/errors';
 import { validationFailed } from '../http/validation.pipe';
 import { PRICE_FIELDS, type PriceTierDto, type PutPriceDto } from './prices.dto';
@@ -81,7 +81,7 @@ export class PricesService {
     @Inject(PriceSyncClient) private readonly syncClient: PriceSyncClient,
   ) {}
 
-  list(actor: Actor, filter: PriceFilter, page: Page): Promise<{ prices: PriceRow[]; count: number }> {
+  list(actor: Actor, filter: PriceFilter, page: Page): Promise<{ prices: PriceRow[] } & Counted> {
     return this.stores.prices.listPrices(actor, filter, page);
   }
 

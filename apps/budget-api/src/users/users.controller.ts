@@ -3,7 +3,7 @@ import type { UserActor } from '@aigov/authz';
 import type { SiteRole } from '@aigov/db';
 import { Authenticated, CurrentActor, Public, RequestId } from '../auth/decorators';
 import { KeyIdParam, UserRefParam } from '../http/params';
-import { PageQuery, page } from '../http/query.dto';
+import { PageQuery, listBody, page } from '../http/query.dto';
 import { apiKeyResponse, userResponse } from '../http/responses';
 import { CreateKeyDto, CreateUserDto, FirstUserDto, ListUsersQuery, SetRolesDto } from './users.dto';
 import { SetStatusDto } from './user-status.dto';
@@ -29,8 +29,8 @@ export class UsersController {
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: ListUsersQuery) {
-    const { users, count } = await this.users.listUsers(actor, query.q ?? null, page(query));
-    return { users: users.map(userResponse), count };
+    const { users, ...counted } = await this.users.listUsers(actor, query.q ?? null, page(query));
+    return listBody('users', users.map(userResponse), counted);
   }
 
   @Post()
@@ -114,9 +114,8 @@ export class UsersController {
     @Param('user', UserRefParam) ref: string,
     @Query() query: PageQuery,
   ) {
-    const keys = await this.users.listKeys(actor, ref);
-    const { limit, offset } = page(query);
-    return { keys: keys.slice(offset, offset + limit).map(apiKeyResponse), count: keys.length };
+    const { keys, ...counted } = await this.users.listKeys(actor, ref, page(query));
+    return listBody('keys', keys.map(apiKeyResponse), counted);
   }
 
   @Delete(':user/keys/:id')

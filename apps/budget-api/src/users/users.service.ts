@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor, type UserActor } from '@aigov/authz';
-import { IdentityRepository, type ApiKey, type Organization, type SiteRole, type User } from '@aigov/db';
+import { IdentityRepository, type Organization, type Page, type SiteRole, type User } from '@aigov/db';
 import { DomainError } from '@aigov/errors';
 import { DataSource } from 'typeorm';
 import { newToken } from '../auth/tokens';
@@ -175,9 +175,9 @@ export class UsersService {
     });
   }
 
-  async listKeys(actor: Actor, ref: string): Promise<ApiKey[]> {
+  async listKeys(actor: Actor, ref: string, page: Page) {
     const user = await this.stores.users.getUser(actor, ref);
-    return this.stores.users.listKeys(actor, user);
+    return this.stores.users.listKeys(actor, user, page);
   }
 
   async deleteKey(actor: Actor, requestId: string, ref: string, keyId: string): Promise<void> {

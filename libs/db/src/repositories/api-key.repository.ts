@@ -1,4 +1,5 @@
-import { q, type ApiKey, type Db, type OrgRole, type SiteRole } from './types';
+import { countFor, type Counted } from './paging';
+import { q, type ApiKey, type Db, type OrgRole, type Page, type SiteRole } from './types';
 
 const KEY_COLUMNS = `id, user_id AS "userId", name, expires_at AS "expiresAt", last_used_at AS "lastUsedAt",
   created_at AS "createdAt"`;
@@ -35,6 +36,17 @@ export class ApiKeyRepository {
       [k.id, k.userId, k.name, k.secretHash, k.expiresAt],
     );
     return rows[0];
+  }
+
+  /** A page of the user's keys, oldest first. */
+  async listPageForUser(userId: string, page: Page): Promise<{ keys: ApiKey[] } & Counted> {
+    const fromWhere = 'FROM api_keys WHERE user_id = $1';
+    const keys = await q<ApiKey[]>(
+      this.db,
+      `SELECT ${KEY_COLUMNS} ${fromWhere} ORDER BY created_at, id LIMIT $2 OFFSET $3`,
+      [userId, page.limit, page.offset],
+    );
+    return { keys, ...(await countFor(this.db, page, keys.length, fromWhere, [userId])) };
   }
 
   async listForUser(userId: string): Promise<ApiKey[]> {

@@ -1,3 +1,4 @@
+import { countFor, type Counted } from './paging';
 import { q, type Db, type Page } from './types';
 
 export type AuditAction = 'create' | 'write' | 'delete';
@@ -54,29 +55,30 @@ export class AuditRepository {
     );
   }
 
-  async list(f: AuditFilter, page: Page): Promise<{ entries: AuditEntry[]; count: number }> {
-    const where = `($1::text IS NULL OR resource_type = $1) AND ($2::text IS NULL OR resource_id = $2)
-      AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4)
-      AND ($5::timestamptz IS NULL OR time >= $5) AND ($6::timestamptz IS NULL OR time < $6)`;
-    const params = [
-      f.resourceType ?? null,
-      f.resourceId ?? null,
-      f.actor ?? null,
-      f.action ?? null,
-      f.since ?? null,
-      f.until ?? null,
-    ];
-    // Sequential on purpose: inside a transaction both would share one connection anyway.
+  /**
+   * Newest first. Only the filters given go into the statement, so each one can use its index
+   * (list-indexes migration: one per filter column, ending in time and id).
+   */
+  async list(f: AuditFilter, page: Page): Promise<{ entries: AuditEntry[] } & Counted> {
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      conditions.push(sql.replace('?', `$${params.length}`));
+    };
+    if (f.resourceType !== undefined) add('resource_type = ?', f.resourceType);
+    if (f.resourceId !== undefined) add('resource_id = ?', f.resourceId);
+    if (f.actor !== undefined) add('actor = ?', f.actor);
+    if (f.action !== undefined) add('action = ?', f.action);
+    if (f.since !== undefined) add('time >= ?', f.since);
+    if (f.until !== undefined) add('time < ?', f.until);
+    const fromWhere = `FROM audit_logs${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''}`;
+    const n = params.length;
     const entries = await q<AuditEntry[]>(
       this.db,
-      `SELECT ${COLUMNS} FROM audit_logs WHERE ${where} ORDER BY time DESC, id DESC LIMIT $7 OFFSET $8`,
+      `SELECT ${COLUMNS} ${fromWhere} ORDER BY time DESC, id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...params, page.limit, page.offset],
     );
-    const count = await q<{ n: number }[]>(
-      this.db,
-      `SELECT count(*)::int AS n FROM audit_logs WHERE ${where}`,
-      params,
-    );
-    return { entries, count: count[0].n };
+    return { entries, ...(await countFor(this.db, page, entries.length, fromWhere, params)) };
   }
 }

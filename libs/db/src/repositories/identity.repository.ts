@@ -10,11 +10,25 @@ import {
   type SiteRole,
   type User,
 } from './types';
+import { countFor, type Counted } from './paging';
 
 const ORG_COLUMNS = `id, name, display_name AS "displayName", created_at AS "createdAt", updated_at AS "updatedAt"`;
 const USER_COLUMNS = `id, username, email, name, status, roles, created_at AS "createdAt", updated_at AS "updatedAt"`;
 const GROUP_COLUMNS = `id, organization_id AS "organizationId", name, display_name AS "displayName",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+const isEveryone = (g: Group): boolean => g.id === g.organizationId;
+
+/**
+ * `FROM ... WHERE` of a group's memberships (`$1` the group id), alone for counting or joined to
+ * their users. The Everyone group has no rows in group_members: its members are the organization's.
+ */
+const membershipsOf = (g: Group): string =>
+  isEveryone(g)
+    ? 'FROM organization_members m WHERE m.organization_id = $1'
+    : 'FROM group_members m WHERE m.group_id = $1';
+const membersOf = (g: Group): string =>
+  membershipsOf(g).replace(' WHERE ', ' JOIN users u ON u.id = m.user_id WHERE ');
 
 /** The identity tables (migrations/). Invariants live in the database; this is plain SQL. */
 export class IdentityRepository {
@@ -51,27 +65,22 @@ export class IdentityRepository {
     return rows[0] ?? null;
   }
 
-  async listUsers(search: string | null, page: Page): Promise<{ users: User[]; count: number }> {
+  /** `search`: a substring of the username, email or name (case-insensitive), or null for all. */
+  async listUsers(search: string | null, page: Page): Promise<{ users: User[] } & Counted> {
     const pattern = search ? `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
-    const rows = await q<(User & { total: number })[]>(
+    // Trigram indexes (list-indexes migration) serve the ILIKEs; without a search the page walks
+    // the username index.
+    const fromWhere = pattern
+      ? `FROM users WHERE username ILIKE $1 OR email ILIKE $1 OR name ILIKE $1`
+      : `FROM users`;
+    const params = pattern ? [pattern] : [];
+    const n = params.length;
+    const users = await q<User[]>(
       this.db,
-      `SELECT ${USER_COLUMNS}, count(*) OVER ()::int AS total FROM users
-        WHERE $1::text IS NULL OR username ILIKE $1 OR email ILIKE $1 OR coalesce(name, '') ILIKE $1
-        ORDER BY username LIMIT $2 OFFSET $3`,
-      [pattern, page.limit, page.offset],
+      `SELECT ${USER_COLUMNS} ${fromWhere} ORDER BY username LIMIT $${n + 1} OFFSET $${n + 2}`,
+      [...params, page.limit, page.offset],
     );
-    const count = rows[0]?.total ?? (await this.countMatching(pattern));
-    return { users: rows.map(({ total: _total, ...u }) => u), count };
-  }
-
-  private async countMatching(pattern: string | null): Promise<number> {
-    const rows = await q<{ n: number }[]>(
-      this.db,
-      `SELECT count(*)::int AS n FROM users
-        WHERE $1::text IS NULL OR username ILIKE $1 OR email ILIKE $1 OR coalesce(name, '') ILIKE $1`,
-      [pattern],
-    );
-    return rows[0].n;
+    return { users, ...(await countFor(this.db, page, users.length, fromWhere, params)) };
   }
 
   async deleteUser(id: string): Promise<boolean> {
@@ -144,23 +153,14 @@ export class IdentityRepository {
   async listOrganizations(
     ids: string[] | null,
     page: Page,
-  ): Promise<{ organizations: Organization[]; count: number }> {
-    const rows = await q<(Organization & { total: number })[]>(
+  ): Promise<{ organizations: Organization[] } & Counted> {
+    const fromWhere = `FROM organizations WHERE $1::uuid[] IS NULL OR id = ANY($1::uuid[])`;
+    const organizations = await q<Organization[]>(
       this.db,
-      `SELECT ${ORG_COLUMNS}, count(*) OVER ()::int AS total FROM organizations
-        WHERE $1::uuid[] IS NULL OR id = ANY($1::uuid[]) ORDER BY name LIMIT $2 OFFSET $3`,
+      `SELECT ${ORG_COLUMNS} ${fromWhere} ORDER BY name LIMIT $2 OFFSET $3`,
       [ids, page.limit, page.offset],
     );
-    let count = rows[0]?.total;
-    if (count === undefined) {
-      const c = await q<{ n: number }[]>(
-        this.db,
-        `SELECT count(*)::int AS n FROM organizations WHERE $1::uuid[] IS NULL OR id = ANY($1::uuid[])`,
-        [ids],
-      );
-      count = c[0].n;
-    }
-    return { organizations: rows.map(({ total: _t, ...o }) => o), count };
+    return { organizations, ...(await countFor(this.db, page, organizations.length, fromWhere, [ids])) };
   }
 
   async getOrganizationMember(organizationId: string, userId: string): Promise<OrganizationMember | null> {
@@ -239,25 +239,17 @@ export class IdentityRepository {
   async listOrganizationMembers(
     organizationId: string,
     page: Page,
-  ): Promise<{ members: OrganizationMember[]; count: number }> {
-    const rows = await q<(OrganizationMember & { total: number })[]>(
+  ): Promise<{ members: OrganizationMember[] } & Counted> {
+    const members = await q<OrganizationMember[]>(
       this.db,
       `SELECT m.organization_id AS "organizationId", m.user_id AS "userId", u.username, u.name, m.roles,
-              m.created_at AS "createdAt", count(*) OVER ()::int AS total
+              m.created_at AS "createdAt"
          FROM organization_members m JOIN users u ON u.id = m.user_id
         WHERE m.organization_id = $1 ORDER BY u.username LIMIT $2 OFFSET $3`,
       [organizationId, page.limit, page.offset],
     );
-    let count = rows[0]?.total;
-    if (count === undefined) {
-      const c = await q<{ n: number }[]>(
-        this.db,
-        'SELECT count(*)::int AS n FROM organization_members WHERE organization_id = $1',
-        [organizationId],
-      );
-      count = c[0].n;
-    }
-    return { members: rows.map(({ total: _t, ...m }) => m), count };
+    const fromWhere = 'FROM organization_members WHERE organization_id = $1';
+    return { members, ...(await countFor(this.db, page, members.length, fromWhere, [organizationId])) };
   }
 
   async createGroup(g: { organizationId: string; name: string; displayName: string | null }): Promise<Group> {
@@ -274,33 +266,56 @@ export class IdentityRepository {
     return rows[0] ?? null;
   }
 
-  async listGroups(organizationId: string, page: Page): Promise<{ groups: Group[]; count: number }> {
-    const rows = await q<(Group & { total: number })[]>(
+  /**
+   * Groups of an organization, Everyone first, then by name (the order of groups_list_order_idx).
+   * `visibleTo` null: all of them; else only the groups that user is a member of (and the
+   * Everyone group when `everyone` is set). The filter runs here, so that paging and `count`
+   * see only what the caller may read.
+   */
+  async listGroups(
+    organizationId: string,
+    visibleTo: { userId: string; everyone: boolean } | null,
+    page: Page,
+  ): Promise<{ groups: Group[] } & Counted> {
+    const fromWhere = `FROM groups g WHERE g.organization_id = $1 AND ($2::uuid IS NULL
+        OR (g.id = g.organization_id AND $3::boolean)
+        OR g.id IN (SELECT gm.group_id FROM group_members gm WHERE gm.user_id = $2))`;
+    const params = [organizationId, visibleTo?.userId ?? null, visibleTo?.everyone ?? false];
+    const groups = await q<Group[]>(
       this.db,
-      `SELECT ${GROUP_COLUMNS}, count(*) OVER ()::int AS total FROM groups
-        WHERE organization_id = $1 ORDER BY (id = organization_id) DESC, name LIMIT $2 OFFSET $3`,
-      [organizationId, page.limit, page.offset],
+      `SELECT ${GROUP_COLUMNS} ${fromWhere} ORDER BY (g.id <> g.organization_id), g.name LIMIT $4 OFFSET $5`,
+      [...params, page.limit, page.offset],
     );
-    let count = rows[0]?.total;
-    if (count === undefined) {
-      const c = await q<{ n: number }[]>(
-        this.db,
-        'SELECT count(*)::int AS n FROM groups WHERE organization_id = $1',
-        [organizationId],
-      );
-      count = c[0].n;
-    }
-    return { groups: rows.map(({ total: _t, ...g }) => g), count };
+    return { groups, ...(await countFor(this.db, page, groups.length, fromWhere, params)) };
   }
 
-  /** Members of a group; for the Everyone group, the organization's members. */
-  async listGroupMembers(group: Group): Promise<GroupMember[]> {
+  /** The group's members, by username (the Everyone group's are the organization's members). */
+  async listGroupMembers(group: Group, page: Page): Promise<{ members: GroupMember[] } & Counted> {
+    const members = await q<GroupMember[]>(
+      this.db,
+      `SELECT m.user_id AS "userId", u.username, u.name, m.created_at AS "createdAt"
+         ${membersOf(group)} ORDER BY u.username LIMIT $2 OFFSET $3`,
+      [group.id, page.limit, page.offset],
+    );
+    return { members, ...(await countFor(this.db, page, members.length, membershipsOf(group), [group.id])) };
+  }
+
+  /** How many members the group has: exact (an index-only count on the membership key). */
+  async countGroupMembers(group: Group): Promise<number> {
+    const rows = await q<{ n: number }[]>(this.db, `SELECT count(*)::int AS n ${membershipsOf(group)}`, [
+      group.id,
+    ]);
+    return rows[0].n;
+  }
+
+  /** Those of `userIds` that are members of the group (at most as many as asked for). */
+  async listGroupMembersAmong(group: Group, userIds: string[]): Promise<GroupMember[]> {
+    if (userIds.length === 0) return [];
     return q<GroupMember[]>(
       this.db,
-      `SELECT e.user_id AS "userId", u.username, u.name
-         FROM group_members_expanded e JOIN users u ON u.id = e.user_id
-        WHERE e.group_id = $1 ORDER BY u.username`,
-      [group.id],
+      `SELECT m.user_id AS "userId", u.username, u.name, m.created_at AS "createdAt"
+         ${membersOf(group)} AND m.user_id = ANY($2::uuid[]) ORDER BY u.username`,
+      [group.id, userIds],
     );
   }
 

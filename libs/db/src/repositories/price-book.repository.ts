@@ -1,3 +1,4 @@
+import { countFor, type Counted } from './paging';
 import { q } from './types';
 import type { DataSource, EntityManager } from 'typeorm';
 
@@ -144,20 +145,16 @@ export class PriceQueryRepository {
   async list(
     f: PriceFilter,
     page: { limit: number; offset: number },
-  ): Promise<{ prices: PriceRow[]; count: number }> {
-    const where = `($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR model = $2) AND ($3::text IS NULL OR source = $3)`;
+  ): Promise<{ prices: PriceRow[] } & Counted> {
+    const fromWhere = `FROM ai_model_prices WHERE ($1::text IS NULL OR provider = $1)
+      AND ($2::text IS NULL OR model = $2) AND ($3::text IS NULL OR source = $3)`;
     const params = [f.provider ?? null, f.model ?? null, f.source ?? null];
     const rows = await q<RawPriceRow[]>(
       this.db,
-      `SELECT ${PRICE_COLUMNS} FROM ai_model_prices WHERE ${where} ORDER BY provider, model, source LIMIT $4 OFFSET $5`,
+      `SELECT ${PRICE_COLUMNS} ${fromWhere} ORDER BY provider, model, source LIMIT $4 OFFSET $5`,
       [...params, page.limit, page.offset],
     );
-    const count = await q<{ n: number }[]>(
-      this.db,
-      `SELECT count(*)::int AS n FROM ai_model_prices WHERE ${where}`,
-      params,
-    );
-    return { prices: rows.map(toPrice), count: count[0].n };
+    return { prices: rows.map(toPrice), ...(await countFor(this.db, page, rows.length, fromWhere, params)) };
   }
 
   /** The effective price: the custom row when there is one, else the default row. */

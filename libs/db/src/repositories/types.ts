@@ -55,6 +55,8 @@ export interface GroupMember {
   userId: string;
   username: string;
   name: string | null;
+  /** When the membership began (for the Everyone group: the organization membership). */
+  createdAt: Date;
 }
 
 export interface ApiKey {
