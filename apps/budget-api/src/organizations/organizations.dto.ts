@@ -1,5 +1,6 @@
 import { ORG_ROLES } from '@aigov/db';
-import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { IsName } from '@aigov/contracts';
+import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, ValidateIf } from 'class-validator';
 import { ORGANIZATION_NAME } from '../http/params';
 
 const NAME_RULE = 'must be 1 to 64 lowercase letters, digits or -';
@@ -14,8 +15,7 @@ export class CreateOrganizationDto {
   name!: string;
 
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName({ max: 255 })
   display_name?: string | null;
 }
 

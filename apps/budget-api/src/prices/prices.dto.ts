@@ -1,9 +1,5 @@
 import { PRICE_SYNC_SOURCES } from '@aigov/contracts';
-import { Type } from 'class-transformer';
 import {
-  IsObject,
-  ArrayMaxSize,
-  IsArray,
   IsDefined,
   IsIn,
   IsInt,
@@ -14,9 +10,9 @@ import {
   Min,
   MinLength,
   ValidateIf,
-  ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
+import { ValidateNestedList } from '../http/validators';
 
 /** USD 10,000 per million tokens: the same ceiling as the price seed generator (CONTRACT 5). */
 export const MAX_PRICE_MICROS = 10_000_000_000;
@@ -66,12 +62,7 @@ export class PutPriceDto {
   @Price() cache_write_price!: number | null;
 
   @IsOptional()
-  // ValidateNested alone lets a tier that is itself an array through; this refuses it (and names `tiers`).
-  @IsObject({ each: true, message: 'each tier must be an object' })
-  @ValidateNested({ each: true, message: 'each tier must be an object' })
-  @Type(() => PriceTierDto)
-  @ArrayMaxSize(MAX_TIERS, { message: `must have at most ${MAX_TIERS} tiers` })
-  @IsArray({ message: 'must be an array of tiers or null' })
+  @ValidateNestedList(() => PriceTierDto, MAX_TIERS, 'tiers or null')
   tiers?: PriceTierDto[] | null;
 }
 

@@ -1,4 +1,5 @@
 import { SITE_ROLES } from '@aigov/db';
+import { IsName } from '@aigov/contracts';
 import {
   ArrayMaxSize,
   IsArray,
@@ -42,8 +43,7 @@ export class FirstUserDto {
   email!: string;
 
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName({ max: 255 })
   name?: string;
 }
 
@@ -80,8 +80,7 @@ export class SetRolesDto {
 
 export class CreateKeyDto {
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName({ max: 255 })
   name?: string;
 
   // Absent means no expiry; null is refused (a typo should not mint a key that never expires).
