@@ -18,13 +18,13 @@ function frameworkError(code: string | undefined): FrameworkError {
     case 'FST_ERR_BAD_URL':
       return {
         status: 400,
-        message: 'Invalid path: it is not a valid percent-encoded URL path.',
+        message: 'Invalid path: must be a valid percent-encoded URL path.',
         validations: [{ field: 'path', detail: 'must be a valid percent-encoded URL path' }],
       };
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return {
         status: 414,
-        message: `Invalid path: a path segment is longer than ${MAX_PARAM_LENGTH} characters.`,
+        message: `Invalid path: must have segments of at most ${MAX_PARAM_LENGTH} characters.`,
         validations: [
           { field: 'path', detail: `must have segments of at most ${MAX_PARAM_LENGTH} characters` },
         ],

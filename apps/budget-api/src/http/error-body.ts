@@ -51,7 +51,7 @@ interface FastifyLikeError {
 }
 
 const NOT_JSON = () =>
-  DomainError.invalid('Invalid body: it is not well-formed JSON.', [
+  DomainError.invalid('Invalid body: must be well-formed JSON.', [
     { field: 'body', detail: 'must be well-formed JSON' },
   ]);
 const TOO_LARGE = () =>
@@ -75,11 +75,11 @@ export function toDomainError(err: unknown): DomainError {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return NOT_JSON_MEDIA();
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return DomainError.invalid('Invalid body: it is empty.', [
+      return DomainError.invalid('Invalid body: must be a JSON object, not empty.', [
         { field: 'body', detail: 'must be a JSON object' },
       ]);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return DomainError.invalid('Invalid Content-Length: it does not match the body.', [
+      return DomainError.invalid('Invalid content-length: must match the length of the body.', [
         { field: 'content-length', detail: 'must match the length of the body' },
       ]);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -171,7 +171,7 @@ export class StrictValidationPipe implements PipeTransform {
       type === 'body' &&
       (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value))
     ) {
-      throw DomainError.invalid('Request body must be a JSON object.', [
+      throw DomainError.invalid('Invalid body: must be a JSON object.', [
         { field: 'body', detail: 'must be a JSON object' },
       ]);
     }
