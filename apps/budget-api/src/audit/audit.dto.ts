@@ -1,6 +1,8 @@
+import type { FieldValidation } from '@aigov/errors';
 import { Transform } from 'class-transformer';
 import { IsIn, IsOptional, IsString, MaxLength, MinLength, ValidateBy } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
+import { CheckDto } from '../http/validators';
 
 export const AUDIT_ACTIONS = ['create', 'write', 'delete'] as const;
 /** The resource types audit entries carry (CONTRACT 1.5): a filter on any other matches nothing. */
@@ -55,6 +57,14 @@ function IsRfc3339(): PropertyDecorator {
   });
 }
 
+/** An empty window is a mistake in the request, not an empty answer. */
+const windowRule = (q: AuditLogQuery): FieldValidation[] => {
+  const since = parseRfc3339(q.since);
+  const until = parseRfc3339(q.until);
+  return since && until && until < since ? [{ field: 'until', detail: 'must not be before since' }] : [];
+};
+
+@CheckDto(windowRule)
 export class AuditLogQuery extends PageQuery {
   @IsOptional()
   @IsIn(AUDIT_RESOURCE_TYPES, { message: `must be one of ${AUDIT_RESOURCE_TYPES.join(', ')}` })

@@ -2,7 +2,8 @@ import { UUID } from '@aigov/authz';
 import type { FieldValidation } from '@aigov/errors';
 import { IsName, type NameRule } from '@aigov/contracts';
 import { ArrayMaxSize, IsArray, IsOptional, ValidateIf } from 'class-validator';
-import { elementErrors, throwIfInvalid } from '../http/validation.pipe';
+import { throwIfInvalid } from '../http/validation.pipe';
+import { EachElement } from '../http/validators';
 
 // Look-alikes of the organization-wide group's name are refused like the name itself.
 const GROUP_NAME: NameRule = {
@@ -14,6 +15,8 @@ const GROUP_NAME: NameRule = {
 };
 const DISPLAY_NAME: NameRule = { max: 255 };
 export const MAX_USERS_PER_PATCH = 1000;
+export const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
+const USER_ID_RULE = 'must be a user id (uuid)';
 
 // class-validator runs the decorator nearest the property first: the type check goes last.
 export class CreateGroupDto {
@@ -39,15 +42,15 @@ export class PatchGroupDto {
   @ValidateIf((o: PatchGroupDto) => o.add_users !== undefined)
   @ArrayMaxSize(MAX_USERS_PER_PATCH, { message: `must have at most ${MAX_USERS_PER_PATCH} entries` })
   @IsArray({ message: 'must be an array of user ids' })
+  @EachElement(isUuid, USER_ID_RULE)
   add_users?: unknown[];
 
   @ValidateIf((o: PatchGroupDto) => o.remove_users !== undefined)
   @ArrayMaxSize(MAX_USERS_PER_PATCH, { message: `must have at most ${MAX_USERS_PER_PATCH} entries` })
   @IsArray({ message: 'must be an array of user ids' })
+  @EachElement(isUuid, USER_ID_RULE)
   remove_users?: unknown[];
 }
-
-export const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
 
 /** An entry of `add_users`: the id and where it was in the request (for `add_users[i]`). */
 export interface UserRef {
@@ -56,15 +59,10 @@ export interface UserRef {
 }
 
 /**
- * Element checks class-validator cannot name (`add_users[2]`), duplicates dropped, ids
+ * The validated lists (every element a uuid: @EachElement) with duplicates dropped and ids
  * lowercased. A user in both lists is refused: the request would not say what it wants.
  */
 export function parseUserLists(body: PatchGroupDto): { add: UserRef[]; remove: string[] } {
-  const detail = 'must be a user id (uuid)';
-  throwIfInvalid([
-    ...elementErrors('add_users', body.add_users, isUuid, detail),
-    ...elementErrors('remove_users', body.remove_users, isUuid, detail),
-  ]);
   const add = new Map<string, number>();
   (body.add_users ?? []).forEach((v, i) => {
     const id = (v as string).toLowerCase();

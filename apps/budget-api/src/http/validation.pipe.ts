@@ -3,7 +3,7 @@ import { hasLoneSurrogate, withoutLoneSurrogates } from '@aigov/contracts';
 import { DomainError, type FieldValidation } from '@aigov/errors';
 import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validate, type ValidationError } from 'class-validator';
-import { nestedDtoOf, type DtoClass } from './validators';
+import { dtoRulesOf, elementRulesOf, nestedDtoOf, type DtoClass } from './validators';
 
 const PRIMITIVES: unknown[] = [String, Number, Boolean, Array, Object];
 
@@ -43,8 +43,10 @@ export function validationFailed(validations: FieldValidation[]): DomainError {
         ? '1 more problem'
         : `${more} more problems`;
   const rest = more > 0 ? ` (and ${count}, see validations)` : '';
+  // Details are phrases ("must not be negative"); a few arrive as sentences ("Must not exceed N.").
+  const rule = first.detail.replace(/\.$/, '').replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase());
   return DomainError.invalid(
-    `Invalid ${first.field}: ${first.detail}${rest}.`,
+    `Invalid ${first.field}: ${rule}${rest}.`,
     validations.slice(0, MAX_VALIDATIONS),
   );
 }
@@ -157,6 +159,17 @@ export function prescan(value: unknown, dto: DtoClass | null, normalize: boolean
   return problems;
 }
 
+/** The failures of the DTO's @EachElement rules, each named with its index. */
+function elementErrorsOf(instance: object, dto: DtoClass): FieldValidation[] {
+  const out: FieldValidation[] = [];
+  for (const rule of elementRulesOf(dto)) {
+    const values = (instance as Record<string, unknown>)[rule.field];
+    if (Array.isArray(values)) out.push(...elementErrors(rule.field, values, rule.ok, rule.detail));
+    if (out.length >= MAX_VALIDATIONS) break;
+  }
+  return out;
+}
+
 /**
  * Strict input validation: bodies must be JSON objects, unknown fields are rejected before any
  * conversion work, types are never coerced (a string is not an integer), and every failure names
@@ -191,6 +204,8 @@ export class StrictValidationPipe implements PipeTransform {
       validationError: { target: false, value: false },
     });
     if (errors.length > 0) throw validationFailed(flattenValidationErrors(errors));
+    throwIfInvalid(elementErrorsOf(instance, metatype as DtoClass));
+    throwIfInvalid(dtoRulesOf(metatype as DtoClass).flatMap((rule) => rule(instance)));
     return instance;
   }
 }

@@ -1,4 +1,5 @@
 import { Type } from 'class-transformer';
+import type { FieldValidation } from '@aigov/errors';
 import { ArrayMaxSize, IsArray, IsObject, ValidateNested } from 'class-validator';
 
 const NESTED_DTO = Symbol('nestedDto');
@@ -29,4 +30,53 @@ export function ValidateNestedList(dto: () => DtoClass, max: number, what: strin
 export function nestedDtoOf(dto: DtoClass, field: string): DtoClass | null {
   const get = Reflect.getMetadata(NESTED_DTO, dto, field) as (() => DtoClass) | undefined;
   return get ? get() : null;
+}
+
+const EACH_ELEMENT = Symbol('eachElement');
+
+interface ElementRule {
+  field: string;
+  ok: (value: unknown) => boolean;
+  detail: string;
+}
+
+/**
+ * Each element of an array field must pass `ok`; a failing one is named with its index
+ * (`roles[1]`), which class-validator's `each` option cannot do (it names only the array). The
+ * validation pipe checks these after the DTO's own decorators passed (so the field is known to
+ * be an array by then).
+ */
+export function EachElement(ok: (value: unknown) => boolean, detail: string): PropertyDecorator {
+  return (target: object, key: string | symbol) => {
+    const rules = (Reflect.getMetadata(EACH_ELEMENT, target.constructor) as ElementRule[] | undefined) ?? [];
+    // A copy per class: a subclass adds to its own list, not to its parent's.
+    Reflect.defineMetadata(EACH_ELEMENT, [...rules, { field: String(key), ok, detail }], target.constructor);
+  };
+}
+
+/** The element rules declared on a DTO (its parents' included). */
+export function elementRulesOf(dto: DtoClass): readonly ElementRule[] {
+  return (Reflect.getMetadata(EACH_ELEMENT, dto) as ElementRule[] | undefined) ?? [];
+}
+
+const DTO_RULES = Symbol('dtoRules');
+
+/** A rule over a whole validated DTO (fields that depend on each other): its failures, each naming a field. */
+export type DtoRule<T> = (dto: T) => FieldValidation[];
+
+/**
+ * Declares a cross-field rule on a DTO class (at least one price not null, tiers in increasing
+ * order). The validation pipe runs it after every field passed its own decorators, so the rule
+ * sees well-typed values.
+ */
+export function CheckDto<T>(rule: DtoRule<T>): (target: new (...args: never[]) => T) => void {
+  return (target) => {
+    const rules = (Reflect.getMetadata(DTO_RULES, target) as DtoRule<unknown>[] | undefined) ?? [];
+    Reflect.defineMetadata(DTO_RULES, [...rules, rule], target);
+  };
+}
+
+/** The cross-field rules declared on a DTO class. */
+export function dtoRulesOf(dto: DtoClass): readonly DtoRule<object>[] {
+  return (Reflect.getMetadata(DTO_RULES, dto) as DtoRule<object>[] | undefined) ?? [];
 }

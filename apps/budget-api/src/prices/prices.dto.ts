@@ -1,4 +1,5 @@
 import { PRICE_SYNC_SOURCES } from '@aigov/contracts';
+import type { FieldValidation } from '@aigov/errors';
 import {
   IsDefined,
   IsIn,
@@ -12,7 +13,7 @@ import {
   ValidateIf,
 } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
-import { ValidateNestedList } from '../http/validators';
+import { CheckDto, ValidateNestedList } from '../http/validators';
 
 /** USD 10,000 per million tokens: the same ceiling as the price seed generator (CONTRACT 5). */
 export const MAX_PRICE_MICROS = 10_000_000_000;
@@ -55,6 +56,27 @@ export class PriceTierDto {
   @Price() cache_write_price!: number | null;
 }
 
+/** At least one price is known, and tiers are in strictly increasing order of context size. */
+function priceRules(body: PutPriceDto): FieldValidation[] {
+  const problems: FieldValidation[] = [];
+  if (PRICE_FIELDS.every((f) => body[f] === null)) {
+    for (const f of PRICE_FIELDS) {
+      problems.push({ field: f, detail: 'at least one of the four prices must not be null' });
+    }
+  }
+  const tiers = body.tiers ?? [];
+  for (let i = 1; i < tiers.length; i++) {
+    if (tiers[i].min_context_tokens <= tiers[i - 1].min_context_tokens) {
+      problems.push({
+        field: `tiers[${i}].min_context_tokens`,
+        detail: `must be greater than tiers[${i - 1}].min_context_tokens (${tiers[i - 1].min_context_tokens}): tiers are in strictly increasing order`,
+      });
+    }
+  }
+  return problems;
+}
+
+@CheckDto(priceRules)
 export class PutPriceDto {
   @Price() input_price!: number | null;
   @Price() output_price!: number | null;

@@ -53,7 +53,6 @@ export class UsersController {
     @RequestId() requestId: string,
     @Body() body: CreateUserDto,
   ) {
-    body.checkElements();
     const user = await this.users.createUser(actor, requestId, {
       username: body.username,
       email: body.email,
@@ -87,7 +86,6 @@ export class UsersController {
     @Param('user', UserRefParam) ref: string,
     @Body() body: SetRolesDto,
   ) {
-    body.checkElements();
     return userResponse(await this.users.setRoles(actor, requestId, ref, body.roles as SiteRole[]));
   }
 
