@@ -22,24 +22,26 @@ export function configureHttp(app: NestFastifyApplication): void {
   const methods = new RouteMethods();
   // Registered before Nest maps its routes (at init), so every route is seen.
   fastify.addHook('onRoute', (route) => methods.add(route.method, route.url));
-  fastify.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!req.is404) return;
-    const allow = methods.allowedFor(req.url);
-    if (allow.length === 0) return;
+  // Callback hooks, not async ones: they run on every request and must cost next to nothing.
+  fastify.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    const allow = req.is404 ? methods.allowedFor(req.url) : [];
+    if (allow.length === 0) return done();
     const body: ErrorBody = {
-      message: `Method not allowed: this path accepts ${allow.join(', ')}.`,
+      message: `Invalid method: must be one of ${allow.join(', ')} on this path.`,
       validations: [{ field: 'method', detail: `must be one of ${allow.join(', ')}` }],
       request_id: req.id,
     };
-    return reply.code(405).header('Allow', allow.join(', ')).send(body);
+    // Answered here, so done() is not called: the 404 handler must not run.
+    void reply.code(405).header('Allow', allow.join(', ')).send(body);
   });
-  fastify.addHook('preParsing', async (req: FastifyRequest) => {
-    if (!isUtf8(req.headers['content-type'])) {
-      throw new DomainError(
+  fastify.addHook('preParsing', (req, _reply, payload, done) => {
+    if (isUtf8(req.headers['content-type'])) return done(null, payload);
+    done(
+      new DomainError(
         'unsupported_media_type',
         'Unsupported charset: the body must be application/json in UTF-8.',
-      );
-    }
+      ),
+    );
   });
   switchOffAiBudgetRoutes(app);
   setupOpenApi(app);

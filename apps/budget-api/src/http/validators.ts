@@ -1,6 +1,6 @@
 import { Type } from 'class-transformer';
 import type { FieldValidation } from '@aigov/errors';
-import { ArrayMaxSize, IsArray, IsObject, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsInt, IsObject, Min, ValidateNested } from 'class-validator';
 
 const NESTED_DTO = Symbol('nestedDto');
 
@@ -79,4 +79,17 @@ export function CheckDto<T>(rule: DtoRule<T>): (target: new (...args: never[]) =
 /** The cross-field rules declared on a DTO class. */
 export function dtoRulesOf(dto: DtoClass): readonly DtoRule<object>[] {
   return (Reflect.getMetadata(DTO_RULES, dto) as DtoRule<object>[] | undefined) ?? [];
+}
+
+/**
+ * An amount of money in integer micro-USD (CONTRACT 0 and 2): a JSON number that is a whole
+ * number >= 0 (`1e3` is 1000); strings, fractions, negatives, null and booleans are refused.
+ * Upper bounds that depend on configuration are checked where the configuration is known.
+ */
+export function IsMicros(): PropertyDecorator {
+  return (target: object, key: string | symbol) => {
+    // class-validator runs the decorator applied first first: the type check before the range.
+    IsInt({ message: 'must be an integer number of micros' })(target, key);
+    Min(0, { message: 'must not be negative' })(target, key);
+  };
 }
