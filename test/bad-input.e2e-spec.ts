@@ -812,6 +812,22 @@ describe('bad input over HTTP (real PostgreSQL)', () => {
     return body;
   }
 
+  /**
+   * The one message style of every route: a sentence (capital first, full stop last) that names
+   * the first field in `validations` and states its rule, with no internal names.
+   */
+  function expectMessageStyle(body: ErrorBody): void {
+    expect(body.message).toMatch(/^[A-Z].*\.$/s);
+    expect(body.message).not.toMatch(
+      /Validation failed|should not exist|property |nested property|Bad Request/,
+    );
+    const first = body.validations[0];
+    expect(first).toBeDefined();
+    expect(body.message).toContain(first.field === 'body' ? 'body' : first.field);
+    const rule = first.detail.replace(/\.$/, '').toLowerCase();
+    expect(body.message.toLowerCase()).toContain(rule);
+  }
+
   async function auditCount(): Promise<number> {
     const [row] = await api.sql<{ n: number }>('SELECT count(*)::int AS n FROM audit_logs');
     return row.n;
@@ -857,6 +873,7 @@ describe('bad input over HTTP (real PostgreSQL)', () => {
     if (!accepted.some((f) => JSON.stringify(f) === JSON.stringify(named))) {
       expect(named).toEqual(accepted[0]);
     }
+    expectMessageStyle(body);
   });
 
   it('generates a request id when none (or an unusable one) is sent, and still answers the error body', async () => {

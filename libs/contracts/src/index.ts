@@ -10,3 +10,5 @@ export * from './nats-client';
 export * from './nats.module';
 export * from './money';
 export * from './cloudevents';
+export * from './text';
+export * from './text.validators';

@@ -3,29 +3,103 @@ import type { Logger } from 'pino';
 import { REQUEST_ID_HEADER, acceptOrGenerateRequestId, correlation } from './context';
 import type { Metrics } from './metrics';
 
-/** Fastify options shared by the apps: request ids from X-Request-Id, 1 MiB bodies. */
+interface FrameworkError {
+  status: number;
+  message: string;
+  validations: { field: string; detail: string }[];
+}
+
+/**
+ * Errors Fastify raises before routing, in words of our own: the error body never echoes the
+ * path or header that caused it (CONTRACT 2).
+ */
+function frameworkError(code: string | undefined): FrameworkError {
+  switch (code) {
+    case 'FST_ERR_BAD_URL':
+      return {
+        status: 400,
+        message: 'Invalid path: must be a valid percent-encoded URL path.',
+        validations: [{ field: 'path', detail: 'must be a valid percent-encoded URL path' }],
+      };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return {
+        status: 414,
+        message: `Invalid path: must have segments of at most ${MAX_PARAM_LENGTH} characters.`,
+        validations: [
+          { field: 'path', detail: `must have segments of at most ${MAX_PARAM_LENGTH} characters` },
+        ],
+      };
+    default:
+      return { status: 400, message: 'The request could not be routed.', validations: [] };
+  }
+}
+
+/** Errors the HTTP parser raises before Fastify sees a request (no request, so no request id of the client's). */
+function clientError(code: string | undefined): FrameworkError & { reason: string } {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return {
+      status: 431,
+      reason: 'Request Header Fields Too Large',
+      message: 'Request headers are too large: the request line and headers must fit in 16 KiB.',
+      validations: [{ field: 'headers', detail: 'must fit in 16 KiB together with the request line' }],
+    };
+  }
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return {
+      status: 408,
+      reason: 'Request Timeout',
+      message: 'The request took too long to arrive.',
+      validations: [],
+    };
+  }
+  return {
+    status: 400,
+    reason: 'Bad Request',
+    message: 'The request is not valid HTTP/1.1 (a malformed request line or header).',
+    validations: [{ field: 'headers', detail: 'must be well-formed HTTP/1.1' }],
+  };
+}
+
+const MAX_PARAM_LENGTH = 2048;
+
+/** Fastify options shared by the apps: request ids from X-Request-Id, 1 MiB bodies, errors in the common body. */
 export function fastifyServerOptions(): FastifyServerOptions {
   return {
     logger: false,
     bodyLimit: 1024 * 1024,
     requestIdHeader: false,
     genReqId: (req) => acceptOrGenerateRequestId(req.headers[REQUEST_ID_HEADER]),
-    // Long path values reach the routes, which answer 400 naming the parameter (not Fastify's 414).
-    routerOptions: { maxParamLength: 2048 },
-    // Errors Fastify raises before routing (a broken percent-encoding...) in the common body.
+    // Long path values reach the routes, which answer 400 naming the parameter (414 beyond this).
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, req, reply) => {
-      const body = {
-        message: `Bad request: ${error.message}`,
-        validations: [{ field: 'path', detail: error.message }],
-        request_id: req.id,
-      };
+      const { status, ...body } = frameworkError(error.code);
       // The reply's generic types know no schema here; the plain shape is what we send.
       const r = reply as unknown as {
         code(n: number): typeof r;
         header(k: string, v: string): typeof r;
         send(b: unknown): void;
       };
-      r.code(400).header('X-Request-Id', req.id).send(body);
+      r.code(status)
+        .header('X-Request-Id', req.id)
+        .send({ ...body, request_id: req.id });
+    },
+    // The HTTP parser's own rejections (431, a malformed header) are written to the socket
+    // directly; they get the common error body too, with a fresh request id.
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const { status, reason, ...rest } = clientError(err.code);
+      const requestId = acceptOrGenerateRequestId(undefined);
+      const body = JSON.stringify({ ...rest, request_id: requestId });
+      if (!socket.writable) {
+        socket.destroy(err);
+        return;
+      }
+      // end(), not write() + destroy(): the reply must be flushed before the socket closes.
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n` +
+          `Connection: close\r\n\r\n${body}`,
+      );
     },
   };
 }

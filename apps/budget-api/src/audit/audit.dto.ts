@@ -1,8 +1,24 @@
+import type { FieldValidation } from '@aigov/errors';
 import { Transform } from 'class-transformer';
 import { IsIn, IsOptional, IsString, MaxLength, MinLength, ValidateBy } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
+import { CheckDto } from '../http/validators';
 
 export const AUDIT_ACTIONS = ['create', 'write', 'delete'] as const;
+/** The resource types audit entries carry (CONTRACT 1.5): a filter on any other matches nothing. */
+export const AUDIT_RESOURCE_TYPES = [
+  'ai_model_price',
+  'ai_model_price_sync',
+  'api_key',
+  'group',
+  'group_ai_budget',
+  'group_member',
+  'organization',
+  'organization_member',
+  'user',
+  'user_ai_budget_override',
+  'user_roles',
+] as const;
 
 // RFC 3339 date-time: `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.123+02:00`.
 const RFC3339 =
@@ -41,12 +57,18 @@ function IsRfc3339(): PropertyDecorator {
   });
 }
 
+/** An empty window is a mistake in the request, not an empty answer. */
+const windowRule = (q: AuditLogQuery): FieldValidation[] => {
+  const since = parseRfc3339(q.since);
+  const until = parseRfc3339(q.until);
+  return since && until && until < since ? [{ field: 'until', detail: 'must not be before since' }] : [];
+};
+
+@CheckDto(windowRule)
 export class AuditLogQuery extends PageQuery {
   @IsOptional()
-  @MaxLength(64, { message: 'must be at most 64 characters' })
-  @MinLength(1, { message: 'must not be empty' })
-  @IsString({ message: 'must be a single resource type' })
-  resource_type?: string;
+  @IsIn(AUDIT_RESOURCE_TYPES, { message: `must be one of ${AUDIT_RESOURCE_TYPES.join(', ')}` })
+  resource_type?: (typeof AUDIT_RESOURCE_TYPES)[number];
 
   @IsOptional()
   @MaxLength(512, { message: 'must be at most 512 characters' })

@@ -23,9 +23,12 @@ export class Authenticator {
   async authenticate(header: string | undefined): Promise<UserActor> {
     const parsed = parseBearer(header);
     if (!parsed) {
+      // No credentials, or another scheme (Basic...): say what to send. A Bearer value that is
+      // not one of our tokens is just invalid.
+      const bearer = header !== undefined && /^\s*Bearer(\s|$)/i.test(header);
       throw new DomainError(
         'unauthenticated',
-        header ? 'Invalid API token.' : 'Authentication required: send Authorization: Bearer <token>.',
+        bearer ? 'Invalid API token.' : 'Authentication required: use Authorization: Bearer <token>.',
       );
     }
     const principal = await this.keys.getPrincipal(parsed.id);

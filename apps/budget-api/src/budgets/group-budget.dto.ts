@@ -1,8 +1,6 @@
-import { IsInt, Min } from 'class-validator';
+import { IsMicros } from '../http/validators';
 
 export class PutGroupBudgetDto {
-  // class-validator runs the decorator nearest the property first: the type check goes last.
-  @Min(0, { message: 'must not be negative' })
-  @IsInt({ message: 'must be an integer number of micros' })
+  @IsMicros()
   spend_limit_micros!: number;
 }

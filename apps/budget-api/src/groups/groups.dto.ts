@@ -1,53 +1,56 @@
 import { UUID } from '@aigov/authz';
 import type { FieldValidation } from '@aigov/errors';
-import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength, ValidateIf } from 'class-validator';
-import { elementErrors, throwIfInvalid } from '../http/validation.pipe';
+import { IsName, type NameRule } from '@aigov/contracts';
+import { ArrayMaxSize, IsArray, IsOptional, ValidateIf } from 'class-validator';
+import { throwIfInvalid } from '../http/validation.pipe';
+import { EachElement } from '../http/validators';
 
-// 1..255 code points (the `u` flag counts like char_length), none of them control characters,
-// lone surrogates or line/paragraph separators, and not blank.
-const GROUP_NAME = /^[^\p{Cc}\p{Cs}\p{Zl}\p{Zp}]{1,255}$/u;
-const NAME_RULE = 'must be 1 to 255 printable characters';
+// Look-alikes of the organization-wide group's name are refused like the name itself.
+const GROUP_NAME: NameRule = {
+  max: 255,
+  reserved: {
+    name: 'Everyone',
+    detail: 'must not be or look like Everyone (reserved for the organization-wide group)',
+  },
+};
+const DISPLAY_NAME: NameRule = { max: 255 };
 export const MAX_USERS_PER_PATCH = 1000;
+export const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
+const USER_ID_RULE = 'must be a user id (uuid)';
 
 // class-validator runs the decorator nearest the property first: the type check goes last.
 export class CreateGroupDto {
-  @Matches(/\S/, { message: 'must not be blank' })
-  @Matches(GROUP_NAME, { message: NAME_RULE })
-  @IsString({ message: 'must be a string' })
+  @IsName(GROUP_NAME)
   name!: string;
 
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName(DISPLAY_NAME)
   display_name?: string | null;
 }
 
 export class PatchGroupDto {
   // Absent keeps the name; null is refused (a group always has a name).
   @ValidateIf((o: PatchGroupDto) => o.name !== undefined)
-  @Matches(/\S/, { message: 'must not be blank' })
-  @Matches(GROUP_NAME, { message: NAME_RULE })
-  @IsString({ message: 'must be a string' })
+  @IsName(GROUP_NAME)
   name?: string;
 
   // Absent keeps it; null clears it.
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName(DISPLAY_NAME)
   display_name?: string | null;
 
   @ValidateIf((o: PatchGroupDto) => o.add_users !== undefined)
   @ArrayMaxSize(MAX_USERS_PER_PATCH, { message: `must have at most ${MAX_USERS_PER_PATCH} entries` })
   @IsArray({ message: 'must be an array of user ids' })
+  @EachElement(isUuid, USER_ID_RULE)
   add_users?: unknown[];
 
   @ValidateIf((o: PatchGroupDto) => o.remove_users !== undefined)
   @ArrayMaxSize(MAX_USERS_PER_PATCH, { message: `must have at most ${MAX_USERS_PER_PATCH} entries` })
   @IsArray({ message: 'must be an array of user ids' })
+  @EachElement(isUuid, USER_ID_RULE)
   remove_users?: unknown[];
 }
-
-export const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
 
 /** An entry of `add_users`: the id and where it was in the request (for `add_users[i]`). */
 export interface UserRef {
@@ -56,15 +59,10 @@ export interface UserRef {
 }
 
 /**
- * Element checks class-validator cannot name (`add_users[2]`), duplicates dropped, ids
+ * The validated lists (every element a uuid: @EachElement) with duplicates dropped and ids
  * lowercased. A user in both lists is refused: the request would not say what it wants.
  */
 export function parseUserLists(body: PatchGroupDto): { add: UserRef[]; remove: string[] } {
-  const detail = 'must be a user id (uuid)';
-  throwIfInvalid([
-    ...elementErrors('add_users', body.add_users, isUuid, detail),
-    ...elementErrors('remove_users', body.remove_users, isUuid, detail),
-  ]);
   const add = new Map<string, number>();
   (body.add_users ?? []).forEach((v, i) => {
     const id = (v as string).toLowerCase();

@@ -47,53 +47,57 @@ interface FastifyLikeError {
   code?: string;
   statusCode?: number;
   message?: string;
+  cause?: unknown;
 }
+
+const NOT_JSON = () =>
+  DomainError.invalid('Invalid body: must be well-formed JSON.', [
+    { field: 'body', detail: 'must be well-formed JSON' },
+  ]);
+const TOO_LARGE = () =>
+  new DomainError('payload_too_large', 'Request body is too large: it must be at most 1 MiB.');
+const NOT_JSON_MEDIA = () =>
+  new DomainError('unsupported_media_type', 'Unsupported media type: the body must be application/json.');
 
 /**
  * Errors raised by Fastify before a route runs (body parsing, size, media type) and by Nest's
- * own routing, turned into domain errors; anything else is internal (500, no details).
+ * own routing, turned into domain errors with messages of our own (theirs may echo input);
+ * anything else is internal (500, no details). Nest hands Fastify's errors over wrapped in an
+ * HttpException whose `cause` is the original.
  */
 export function toDomainError(err: unknown): DomainError {
   if (err instanceof DomainError) return err;
-  const e = (err ?? {}) as FastifyLikeError & { getStatus?: () => number; getResponse?: () => unknown };
-  switch (e.code) {
+  const outer = (err ?? {}) as FastifyLikeError & { getStatus?: () => number };
+  const e = (outer.cause && typeof outer.cause === 'object' ? outer.cause : outer) as FastifyLikeError;
+  switch (e.code ?? outer.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new DomainError('payload_too_large', 'Request body is larger than 1 MiB.');
+      return TOO_LARGE();
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new DomainError('unsupported_media_type', 'Request body must be application/json.');
+      return NOT_JSON_MEDIA();
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return DomainError.invalid('Request body is empty.', [
+      return DomainError.invalid('Invalid body: must be a JSON object, not empty.', [
         { field: 'body', detail: 'must be a JSON object' },
       ]);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return DomainError.invalid('Invalid Content-Length.', [
-        { field: 'body', detail: 'content-length does not match' },
+      return DomainError.invalid('Invalid content-length: must match the length of the body.', [
+        { field: 'content-length', detail: 'must match the length of the body' },
       ]);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return NOT_JSON();
   }
-  if (err instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-    return DomainError.invalid('Request body is not valid JSON.', [
-      { field: 'body', detail: e.message ?? 'malformed JSON' },
-    ]);
+  if (err instanceof SyntaxError || e instanceof SyntaxError) return NOT_JSON();
+  if (typeof outer.getStatus === 'function') {
+    const status = outer.getStatus();
+    if (status === 404) return new DomainError('not_found', 'Not found: no route has this path.');
+    if (status === 413) return TOO_LARGE();
+    if (status === 415) return NOT_JSON_MEDIA();
+    // Fastify's body parser errors reach here wrapped; they concern the body as a whole.
+    if (status === 400)
+      return /JSON/i.test(outer.message ?? '') ? NOT_JSON() : DomainError.invalid('Invalid request.');
+    if (status === 401) return new DomainError('unauthenticated', 'Authentication required.');
+    if (status === 403) return new DomainError('forbidden', 'Forbidden.');
   }
-  if (typeof e.getStatus === 'function') {
-    const status = e.getStatus();
-    if (status === 404) return new DomainError('not_found', 'Route not found.');
-    if (status === 405) return new DomainError('not_found', 'Route not found.');
-    if (status === 413) return new DomainError('payload_too_large', 'Request body is larger than 1 MiB.');
-    if (status === 415)
-      return new DomainError('unsupported_media_type', 'Request body must be application/json.');
-    if (status === 400) {
-      const message = e.message ?? 'Bad request.';
-      // Fastify's body parser errors reach here wrapped; they concern the body as a whole.
-      return /JSON/i.test(message)
-        ? DomainError.invalid('Request body is not valid JSON.', [{ field: 'body', detail: message }])
-        : DomainError.invalid(message);
-    }
-    if (status === 401) return new DomainError('unauthenticated', 'Unauthorized.');
-    if (status === 403) return new DomainError('forbidden', e.message ?? 'Forbidden.');
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return DomainError.invalid(e.message ?? 'Bad request.');
-  }
+  const code = typeof e.statusCode === 'number' ? e.statusCode : outer.statusCode;
+  if (typeof code === 'number' && code >= 400 && code < 500) return DomainError.invalid('Invalid request.');
   return new DomainError('internal', 'Internal error.');
 }

@@ -47,8 +47,8 @@ export class OrganizationRefParam implements PipeTransform<string, string> {
 export class KeyIdParam implements PipeTransform<string, string> {
   transform(value: string): string {
     if (/^[a-z0-9]{10}$/.test(value)) return value;
-    throw DomainError.invalid('Invalid id: must be an API key id.', [
-      { field: 'id', detail: 'must be 10 lowercase letters or digits' },
+    throw DomainError.invalid('Invalid id: must be 10 lowercase letters or digits (an API key id).', [
+      { field: 'id', detail: 'must be 10 lowercase letters or digits (an API key id)' },
     ]);
   }
 }

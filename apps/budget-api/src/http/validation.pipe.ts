@@ -1,9 +1,15 @@
 import { Injectable, type ArgumentMetadata, type PipeTransform } from '@nestjs/common';
+import { hasLoneSurrogate, withoutLoneSurrogates } from '@aigov/contracts';
 import { DomainError, type FieldValidation } from '@aigov/errors';
 import { plainToInstance } from 'class-transformer';
-import { validate, type ValidationError } from 'class-validator';
+import { getMetadataStorage, validate, type ValidationError } from 'class-validator';
+import { dtoRulesOf, elementRulesOf, nestedDtoOf, type DtoClass } from './validators';
 
 const PRIMITIVES: unknown[] = [String, Number, Boolean, Array, Object];
+
+/** An error reply lists at most this many problems: a hostile body must not get a huge answer. */
+export const MAX_VALIDATIONS = 20;
+const MAX_DEPTH = 32;
 
 /** class-validator errors as `{field, detail}` with paths like `add_users[2]` and `tiers[0].input_price`. */
 export function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldValidation[] {
@@ -16,54 +22,158 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
         : e.property;
     for (const detail of Object.values(e.constraints ?? {})) out.push({ field, detail });
     if (e.children?.length) out.push(...flattenValidationErrors(e.children, field));
+    if (out.length >= MAX_VALIDATIONS) break;
   }
   return out;
 }
 
+/**
+ * The one 400 of every route: the message names the first field and states its rule (as a
+ * sentence), `validations` lists at most MAX_VALIDATIONS problems.
+ */
 export function validationFailed(validations: FieldValidation[]): DomainError {
   const first = validations[0];
-  const summary = first ? `${first.field}: ${first.detail}` : 'invalid input';
-  return DomainError.invalid(`Validation failed: ${summary}`, validations);
+  if (!first) return DomainError.invalid('Invalid request.');
+  const more = validations.length - 1;
+  // A capped list does not know how many more there were.
+  const count =
+    validations.length >= MAX_VALIDATIONS
+      ? 'more problems'
+      : more === 1
+        ? '1 more problem'
+        : `${more} more problems`;
+  const rest = more > 0 ? ` (and ${count}, see validations)` : '';
+  // Details are phrases ("must not be negative"); a few arrive as sentences ("Must not exceed N.").
+  const rule = first.detail.replace(/\.$/, '').replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase());
+  return DomainError.invalid(
+    `Invalid ${first.field}: ${rule}${rest}.`,
+    validations.slice(0, MAX_VALIDATIONS),
+  );
 }
 
-const MAX_DEPTH = 32;
+/** The fields a DTO accepts, and the DTO of each field that holds nested DTOs. */
+interface Schema {
+  fields: Set<string>;
+  nested: Map<string, Schema>;
+}
+
+const schemas = new Map<DtoClass, Schema>();
+
+function schemaOf(dto: DtoClass): Schema {
+  let schema = schemas.get(dto);
+  if (schema) return schema;
+  const metadata = getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false);
+  schema = { fields: new Set(metadata.map((m) => m.propertyName)), nested: new Map() };
+  schemas.set(dto, schema);
+  for (const field of schema.fields) {
+    const nested = nestedDtoOf(dto, field);
+    if (nested) schema.nested.set(field, schemaOf(nested));
+  }
+  return schema;
+}
+
+const join = (path: string, key: string): string => (path ? `${path}.${key}` : key);
 
 /**
- * Finds what no field may hold before any recursive processing: nesting deeper than MAX_DEPTH
- * (class-transformer would recurse until the stack overflows) and NUL characters (PostgreSQL
- * text cannot store them). Iterative, so hostile input cannot exhaust the stack here either.
+ * One pass over the parsed input, before any class-transformer or class-validator work, in time
+ * linear in its size (iterative, so hostile nesting cannot exhaust the stack): unknown fields
+ * (checked against the DTO, nested DTOs included), nesting deeper than MAX_DEPTH, NUL characters
+ * (PostgreSQL text cannot store them) and lone surrogates (neither can UTF-8, nor jsonb) in keys
+ * and values. With `normalize`, strings are NFC-normalized in place on the way (CONTRACT 2). Stops at
+ * MAX_VALIDATIONS problems.
  */
-export function findHostileInput(value: unknown): FieldValidation | null {
-  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: '', depth: 0 }];
-  while (stack.length > 0) {
-    const { v, path, depth } = stack.pop()!;
+export function prescan(value: unknown, dto: DtoClass | null, normalize: boolean): FieldValidation[] {
+  const problems: FieldValidation[] = [];
+  type Item = {
+    holder: Record<string | number, unknown>;
+    key: string | number;
+    path: string;
+    depth: number;
+    schema: Schema | null;
+  };
+  const root = { v: value };
+  const stack: Item[] = [
+    {
+      holder: root,
+      key: 'v',
+      path: '',
+      depth: 0,
+      schema: dto ? schemaOf(dto) : null,
+    },
+  ];
+  while (stack.length > 0 && problems.length < MAX_VALIDATIONS) {
+    const { holder, key, path, depth, schema } = stack.pop()!;
+    const v = holder[key];
     const field = path || 'body';
     if (typeof v === 'string') {
-      if (v.includes('\u0000')) return { field, detail: 'must not contain NUL characters' };
+      if (v.includes('\u0000')) problems.push({ field, detail: 'must not contain NUL characters' });
+      else if (hasLoneSurrogate(v))
+        problems.push({ field, detail: 'must not contain unpaired UTF-16 surrogates' });
+      else if (normalize) holder[key] = v.normalize('NFC');
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
     if (depth >= MAX_DEPTH) {
       // Name the top-level field the monster hangs from, not a path thousands of levels long.
       const top = /^[^.[]+/.exec(path)?.[0] ?? 'body';
-      return { field: top, detail: `must not be nested more than ${MAX_DEPTH} levels deep` };
+      problems.push({ field: top, detail: `must not be nested more than ${MAX_DEPTH} levels deep` });
+      break;
     }
     if (Array.isArray(v)) {
-      v.forEach((item, i) => stack.push({ v: item, path: `${path}[${i}]`, depth: depth + 1 }));
-    } else {
-      for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
-        const child = path ? `${path}.${k}` : k;
-        if (k.includes('\u0000')) return { field: child, detail: 'must not contain NUL characters' };
-        stack.push({ v: item, path: child, depth: depth + 1 });
+      // Elements of a list of DTOs are DTOs themselves.
+      for (let i = v.length - 1; i >= 0; i--) {
+        stack.push({
+          holder: v as unknown[] as Record<number, unknown>,
+          key: i,
+          path: `${path}[${i}]`,
+          depth: depth + 1,
+          schema,
+        });
       }
+      continue;
+    }
+    const obj = v as Record<string, unknown>;
+    const keys = Object.keys(obj);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i];
+      const child = join(path, withoutLoneSurrogates(k));
+      if (k.includes('\u0000')) problems.push({ field: child, detail: 'must not contain NUL characters' });
+      else if (hasLoneSurrogate(k))
+        problems.push({ field: child, detail: 'must not contain unpaired UTF-16 surrogates' });
+      else if (schema && !schema.fields.has(k))
+        problems.push({ field: child, detail: 'is not an accepted field' });
+      else {
+        stack.push({
+          holder: obj,
+          key: k,
+          path: child,
+          depth: depth + 1,
+          schema: schema?.nested.get(k) ?? null,
+        });
+        continue;
+      }
+      if (problems.length >= MAX_VALIDATIONS) break;
     }
   }
-  return null;
+  // Reported in document order (the stack pops them last-in, first-out within each object).
+  return problems;
+}
+
+/** The failures of the DTO's @EachElement rules, each named with its index. */
+function elementErrorsOf(instance: object, dto: DtoClass): FieldValidation[] {
+  const out: FieldValidation[] = [];
+  for (const rule of elementRulesOf(dto)) {
+    const values = (instance as Record<string, unknown>)[rule.field];
+    if (Array.isArray(values)) out.push(...elementErrors(rule.field, values, rule.ok, rule.detail));
+    if (out.length >= MAX_VALIDATIONS) break;
+  }
+  return out;
 }
 
 /**
- * Strict input validation: bodies must be JSON objects, unknown fields are rejected, types are
- * never coerced (a string is not an integer), and every failure names its field.
+ * Strict input validation: bodies must be JSON objects, unknown fields are rejected before any
+ * conversion work, types are never coerced (a string is not an integer), and every failure names
+ * its field.
  */
 @Injectable()
 export class StrictValidationPipe implements PipeTransform {
@@ -74,13 +184,16 @@ export class StrictValidationPipe implements PipeTransform {
       type === 'body' &&
       (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value))
     ) {
-      throw DomainError.invalid('Request body must be a JSON object.', [
+      throw DomainError.invalid('Invalid body: must be a JSON object.', [
         { field: 'body', detail: 'must be a JSON object' },
       ]);
     }
-    const hostile = findHostileInput(value);
-    if (hostile) throw validationFailed([hostile]);
-    const instance = plainToInstance<object, unknown>(metatype as new () => object, value ?? {}, {
+    const input = value ?? {};
+    // Bodies are what gets stored: NFC there. Query values are filters, compared with what is
+    // stored as given (model ids), so they are left as sent.
+    const problems = prescan(input, metatype as DtoClass, type === 'body');
+    if (problems.length > 0) throw validationFailed(problems);
+    const instance = plainToInstance<object, unknown>(metatype as new () => object, input, {
       enableImplicitConversion: false,
     });
     const errors = await validate(instance, {
@@ -91,6 +204,8 @@ export class StrictValidationPipe implements PipeTransform {
       validationError: { target: false, value: false },
     });
     if (errors.length > 0) throw validationFailed(flattenValidationErrors(errors));
+    throwIfInvalid(elementErrorsOf(instance, metatype as DtoClass));
+    throwIfInvalid(dtoRulesOf(metatype as DtoClass).flatMap((rule) => rule(instance)));
     return instance;
   }
 }
@@ -124,7 +239,12 @@ export function elementErrors(
   ok: (v: unknown) => boolean,
   detail: string,
 ): FieldValidation[] {
-  return (values ?? []).flatMap((v, i) => (ok(v) ? [] : [{ field: `${field}[${i}]`, detail }]));
+  const out: FieldValidation[] = [];
+  for (const [i, v] of (values ?? []).entries()) {
+    if (!ok(v)) out.push({ field: `${field}[${i}]`, detail });
+    if (out.length >= MAX_VALIDATIONS) break;
+  }
+  return out;
 }
 
 export function throwIfInvalid(validations: FieldValidation[]): void {

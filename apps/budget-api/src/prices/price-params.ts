@@ -1,12 +1,11 @@
 import { Injectable, type PipeTransform } from '@nestjs/common';
+import { identifierProblem } from '@aigov/contracts';
 import { DomainError } from '@aigov/errors';
 
 const PROVIDER = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const PROVIDER_RULE =
   'must be 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
-// Control characters (C0, DEL, C1) never belong in a model id; everything else may (`/`, `:`, `@`, ...).
-const CONTROL = /\p{Cc}/u;
-const MODEL_RULE = 'must be 1 to 255 characters without control characters';
+const MODEL_LENGTH_RULE = 'must be 1 to 255 characters';
 
 /** `{provider}` path segment of the price book. */
 @Injectable()
@@ -26,9 +25,11 @@ export class ProviderParam implements PipeTransform<string, string> {
 @Injectable()
 export class ModelParam implements PipeTransform<string, string> {
   transform(value: string): string {
-    if (typeof value === 'string' && value.length > 0 && [...value].length <= 255 && !CONTROL.test(value)) {
-      return value;
-    }
-    throw DomainError.invalid(`Invalid model: ${MODEL_RULE}.`, [{ field: 'model', detail: MODEL_RULE }]);
+    // Stored as given (no normalization: the id is the provider's), but never with control or
+    // format characters or surrounding spaces; everything else may appear (`/`, `:`, `@`, ...).
+    const length = typeof value === 'string' ? [...value].length : 0;
+    const detail = length < 1 || length > 255 ? MODEL_LENGTH_RULE : identifierProblem(value);
+    if (!detail) return value;
+    throw DomainError.invalid(`Invalid model: ${detail}.`, [{ field: 'model', detail }]);
   }
 }

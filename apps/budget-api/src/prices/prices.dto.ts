@@ -1,9 +1,6 @@
 import { PRICE_SYNC_SOURCES } from '@aigov/contracts';
-import { Type } from 'class-transformer';
+import type { FieldValidation } from '@aigov/errors';
 import {
-  IsObject,
-  ArrayMaxSize,
-  IsArray,
   IsDefined,
   IsIn,
   IsInt,
@@ -14,9 +11,9 @@ import {
   Min,
   MinLength,
   ValidateIf,
-  ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
+import { CheckDto, ValidateNestedList } from '../http/validators';
 
 /** USD 10,000 per million tokens: the same ceiling as the price seed generator. */
 export const MAX_PRICE_MICROS = 10_000_000_000;
@@ -59,6 +56,27 @@ export class PriceTierDto {
   @Price() cache_write_price!: number | null;
 }
 
+/** At least one price is known, and tiers are in strictly increasing order of context size. */
+function priceRules(body: PutPriceDto): FieldValidation[] {
+  const problems: FieldValidation[] = [];
+  if (PRICE_FIELDS.every((f) => body[f] === null)) {
+    for (const f of PRICE_FIELDS) {
+      problems.push({ field: f, detail: 'at least one of the four prices must not be null' });
+    }
+  }
+  const tiers = body.tiers ?? [];
+  for (let i = 1; i < tiers.length; i++) {
+    if (tiers[i].min_context_tokens <= tiers[i - 1].min_context_tokens) {
+      problems.push({
+        field: `tiers[${i}].min_context_tokens`,
+        detail: `must be greater than tiers[${i - 1}].min_context_tokens (${tiers[i - 1].min_context_tokens}): tiers are in strictly increasing order`,
+      });
+    }
+  }
+  return problems;
+}
+
+@CheckDto(priceRules)
 export class PutPriceDto {
   @Price() input_price!: number | null;
   @Price() output_price!: number | null;
@@ -66,12 +84,7 @@ export class PutPriceDto {
   @Price() cache_write_price!: number | null;
 
   @IsOptional()
-  // ValidateNested alone lets a tier that is itself an array through; this refuses it (and names `tiers`).
-  @IsObject({ each: true, message: 'each tier must be an object' })
-  @ValidateNested({ each: true, message: 'each tier must be an object' })
-  @Type(() => PriceTierDto)
-  @ArrayMaxSize(MAX_TIERS, { message: `must have at most ${MAX_TIERS} tiers` })
-  @IsArray({ message: 'must be an array of tiers or null' })
+  @ValidateNestedList(() => PriceTierDto, MAX_TIERS, 'tiers or null')
   tiers?: PriceTierDto[] | null;
 }
 

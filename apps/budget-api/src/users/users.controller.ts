@@ -1,4 +1,16 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Header,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Put,
+  Query,
+} from '@nestjs/common';
 import type { UserActor } from '@aigov/authz';
 import type { SiteRole } from '@aigov/db';
 import { Authenticated, CurrentActor, Public, RequestId } from '../auth/decorators';
@@ -18,6 +30,8 @@ export class UsersController {
   @Public()
   @Post('first')
   @HttpCode(201)
+  // The reply carries a token secret: no cache may keep it (CONTRACT 2).
+  @Header('Cache-Control', 'no-store')
   async first(@RequestId() requestId: string, @Body() body: FirstUserDto) {
     const { user, token } = await this.users.createFirstUser(requestId, {
       username: body.username,
@@ -40,7 +54,6 @@ export class UsersController {
     @RequestId() requestId: string,
     @Body() body: CreateUserDto,
   ) {
-    body.checkElements();
     const user = await this.users.createUser(actor, requestId, {
       username: body.username,
       email: body.email,
@@ -74,7 +87,6 @@ export class UsersController {
     @Param('user', UserRefParam) ref: string,
     @Body() body: SetRolesDto,
   ) {
-    body.checkElements();
     return userResponse(await this.users.setRoles(actor, requestId, ref, body.roles as SiteRole[]));
   }
 
@@ -92,6 +104,7 @@ export class UsersController {
 
   @Post(':user/keys')
   @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
   async createKey(
     @CurrentActor() actor: UserActor,
     @RequestId() requestId: string,

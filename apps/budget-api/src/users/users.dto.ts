@@ -1,4 +1,5 @@
 import { SITE_ROLES } from '@aigov/db';
+import { IsName } from '@aigov/contracts';
 import {
   ArrayMaxSize,
   IsArray,
@@ -16,7 +17,7 @@ import {
 import { UUID } from '@aigov/authz';
 import { Transform } from 'class-transformer';
 import { PageQuery } from '../http/query.dto';
-import { elementErrors, throwIfInvalid } from '../http/validation.pipe';
+import { EachElement } from '../http/validators';
 
 const USERNAME = /^[a-z0-9_-]{1,64}$/;
 const SITE_ROLE_RULE = `must be one of ${SITE_ROLES.join(', ')}`;
@@ -42,46 +43,34 @@ export class FirstUserDto {
   email!: string;
 
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName({ max: 255 })
   name?: string;
 }
 
 export class CreateUserDto extends FirstUserDto {
   // Absent means none; null is the wrong type and is refused.
   @ValidateIf((o: CreateUserDto) => o.roles !== undefined)
-  // Each element is checked by checkElements() below, which names it (`roles[1]`).
   @IsArray({ message: 'must be an array of site roles' })
+  @EachElement(isSiteRole, SITE_ROLE_RULE)
   roles?: string[];
 
   // Absent means organization `default`, [] none; null is refused rather than guessed.
   @ValidateIf((o: CreateUserDto) => o.organization_ids !== undefined)
   @ArrayMaxSize(100, { message: 'must have at most 100 entries' })
   @IsArray({ message: 'must be an array of organization ids' })
+  @EachElement(isUuid, 'must be a uuid')
   organization_ids?: string[];
-
-  /** Element checks with indexed field names (class-validator's `each` names only the array). */
-  checkElements(): void {
-    throwIfInvalid([
-      ...elementErrors('roles', this.roles, isSiteRole, SITE_ROLE_RULE),
-      ...elementErrors('organization_ids', this.organization_ids, isUuid, 'must be a uuid'),
-    ]);
-  }
 }
 
 export class SetRolesDto {
   @IsArray({ message: 'must be an array of site roles' })
+  @EachElement(isSiteRole, SITE_ROLE_RULE)
   roles!: string[];
-
-  checkElements(): void {
-    throwIfInvalid(elementErrors('roles', this.roles, isSiteRole, SITE_ROLE_RULE));
-  }
 }
 
 export class CreateKeyDto {
   @IsOptional()
-  @MaxLength(255, { message: 'must be at most 255 characters' })
-  @IsString({ message: 'must be a string' })
+  @IsName({ max: 255 })
   name?: string;
 
   // Absent means no expiry; null is refused (a typo should not mint a key that never expires).
