@@ -12,5 +12,5 @@ startApp({
   port: config.pricingWorkerPort,
   logger,
   metrics,
-  nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.pricingWorker } : null,
+  nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.pricingWorker } : null,
 }).catch(exitOnStartupFailure(logger, NAME));

@@ -2,10 +2,15 @@ import type { DynamicModule, INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { PlainJsonDeserializer, PlainJsonSerializer } from '@aigov/contracts';
+import {
+  PlainJsonDeserializer,
+  PlainJsonSerializer,
+  natsConnectFailure,
+  natsSecurityOptions,
+} from '@aigov/contracts';
 import type { Logger } from 'pino';
 import { fastifyServerOptions, installHttpObservability } from './http';
-import { loadConfig, type AppConfig } from '@aigov/config';
+import { describeNatsSettings, loadConfig, type AppConfig, type NatsSettings } from '@aigov/config';
 import { PinoNestLogger, createLogger } from './logger';
 import { Metrics } from './metrics';
 import { Readiness } from './readiness';
@@ -17,7 +22,7 @@ export interface StartAppOptions {
   logger: Logger;
   metrics: Metrics;
   /** Core-NATS request handlers (Nest microservice) with this queue group; null: none. */
-  nats: { servers: string; queue: string } | null;
+  nats: { connection: NatsSettings; queue: string } | null;
   /** Lets an app add routes' global pieces (filters, pipes) before listening. */
   configure?: (app: NestFastifyApplication) => void | Promise<void>;
 }
@@ -26,7 +31,8 @@ export interface StartAppOptions {
  * The operational shell every app shares: Nest on Fastify with JSON logs, request ids and
  * metrics, an optional NATS microservice speaking plain JSON, health routes on the app's own
  * port, and a graceful shutdown on SIGTERM/SIGINT (NATS drained, database closed by the
- * modules' shutdown hooks). A failure to start is logged and rethrown; callers exit non-zero.
+ * modules' shutdown hooks). Nest's own boot chatter is at debug; the app logs one line when
+ * ready and one when stopped. A failure to start is rethrown; callers exit non-zero.
  */
 export async function startApp(opts: StartAppOptions): Promise<INestApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
@@ -42,7 +48,7 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
       {
         transport: Transport.NATS,
         options: {
-          servers: opts.nats.servers.split(',').map((s) => s.trim()),
+          ...natsSecurityOptions(opts.nats.connection),
           name: `${opts.name}-handlers`,
           queue: opts.nats.queue,
           serializer: new PlainJsonSerializer(),
@@ -58,18 +64,59 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
     );
   }
   if (opts.configure) await opts.configure(app);
-  // useProcessExit: exit 0 once the hooks ran, instead of Nest re-raising the signal.
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   try {
     await app.init();
-    if (opts.nats) await app.startAllMicroservices();
+    if (opts.nats) {
+      const connection = opts.nats.connection;
+      // Connecting is all this start does: a refusal (credentials, TLS) is explained like the
+      // app's own client's, naming the setting to fix.
+      await app.startAllMicroservices().catch((err: unknown) => {
+        throw natsConnectFailure(err, connection);
+      });
+    }
     await app.listen({ port: opts.port, host: '0.0.0.0' });
   } catch (err) {
     await app.close().catch(() => undefined);
     throw err;
   }
-  opts.logger.info({ port: opts.port, nats: opts.nats !== null }, `${opts.name} listening`);
+  announceLifecycle(app, opts);
   return app;
+}
+
+/**
+ * The two lines an operator looks for: "<app> ready" once it serves, "<app> stopped" once
+ * everything is closed (by a signal or by app.close()). SIGTERM/SIGINT close the app and exit
+ * 0; a second signal during the shutdown falls through to the default and ends it at once.
+ */
+function announceLifecycle(app: NestFastifyApplication, opts: StartAppOptions): void {
+  const { name, logger } = opts;
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address !== null ? address.port : opts.port;
+  logger.info(
+    { port, nats: opts.nats ? describeNatsSettings(opts.nats.connection) : 'off' },
+    `${name} ready on port ${port}`,
+  );
+
+  const close = app.close.bind(app);
+  let stopped = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, `${name} stopping (${signal})`);
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, `${name} did not stop cleanly`);
+        process.exit(1);
+      },
+    );
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+  for (const signal of signals) process.once(signal, onSignal);
+  app.close = async (...args: Parameters<typeof close>) => {
+    for (const signal of signals) process.removeListener(signal, onSignal);
+    await close(...args);
+    if (!stopped) logger.info(`${name} stopped`);
+    stopped = true;
+  };
 }
 
 /** For main.ts: log a startup failure as one clear fatal line and exit non-zero. */
