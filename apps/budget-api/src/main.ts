@@ -14,5 +14,6 @@ startApp({
   logger,
   metrics,
   nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.budgetApi } : null,
+  readiness,
   configure: configureHttp,
 }).catch(exitOnStartupFailure(logger, NAME));

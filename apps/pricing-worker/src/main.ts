@@ -13,4 +13,5 @@ startApp({
   logger,
   metrics,
   nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.pricingWorker } : null,
+  readiness,
 }).catch(exitOnStartupFailure(logger, NAME));

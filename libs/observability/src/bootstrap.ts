@@ -23,6 +23,8 @@ export interface StartAppOptions {
   metrics: Metrics;
   /** Core-NATS request handlers (Nest microservice) with this queue group; null: none. */
   nats: { connection: NatsSettings; queue: string } | null;
+  /** The app's readiness: "<app> ready" is logged once it reports ready (when given). */
+  readiness?: Readiness;
   /** Lets an app add routes' global pieces (filters, pipes) before listening. */
   configure?: (app: NestFastifyApplication) => void | Promise<void>;
 }
@@ -84,39 +86,62 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
 }
 
 /**
- * The two lines an operator looks for: "<app> ready" once it serves, "<app> stopped" once
- * everything is closed (by a signal or by app.close()). SIGTERM/SIGINT close the app and exit
- * 0; a second signal during the shutdown falls through to the default and ends it at once.
+ * The two lines an operator looks for: "<app> ready" once it serves, and "<app> stopped" once a
+ * SIGTERM/SIGINT has closed everything (HTTP, NATS drained, database), before exit 0. A second
+ * signal during the shutdown falls through to the default and ends the process at once.
  */
 function announceLifecycle(app: NestFastifyApplication, opts: StartAppOptions): void {
   const { name, logger } = opts;
-  const address = app.getHttpServer().address();
+  const server = app.getHttpServer();
+  const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
-  logger.info(
-    { port, nats: opts.nats ? describeNatsSettings(opts.nats.connection) : 'off' },
-    `${name} ready on port ${port}`,
-  );
+  const fields = { port, ...(opts.nats ? { nats: describeNatsSettings(opts.nats.connection) } : {}) };
+  // Ready means what /readyz says (the API also waits for the price book the worker seeds): if
+  // it is not yet, say what it waits for, then log "ready" once, when it is.
+  let waiting: NodeJS.Timeout | null = null;
+  let closed = false;
+  const announceWhenReady = async (first: boolean): Promise<void> => {
+    const report = opts.readiness ? await opts.readiness.report() : { ready: true, checks: {} };
+    if (report.ready) {
+      logger.info(fields, `${name} ready on port ${port}`);
+      return;
+    }
+    if (first) {
+      const pending = Object.entries(report.checks)
+        .filter(([, c]) => !c.ok)
+        .map(([check, c]) => `${check} (${c.detail ?? 'not ok'})`);
+      logger.info(
+        { ...fields, waiting_for: pending },
+        `${name} listening on port ${port}, not ready yet: ${pending.join(', ')}`,
+      );
+    }
+    if (closed) return;
+    waiting = setTimeout(() => void announceWhenReady(false), 1_000);
+    waiting.unref();
+  };
+  void announceWhenReady(true);
 
-  const close = app.close.bind(app);
-  let stopped = false;
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, `${name} stopping (${signal})`);
     app.close().then(
-      () => process.exit(0),
+      () => {
+        logger.info(`${name} stopped`);
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error({ err }, `${name} did not stop cleanly`);
         process.exit(1);
       },
     );
   };
-  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
   for (const signal of signals) process.once(signal, onSignal);
-  app.close = async (...args: Parameters<typeof close>) => {
+  // An app closed by its owner (tests start many in one process) lets go of the signals too.
+  server.once('close', () => {
+    closed = true;
+    if (waiting) clearTimeout(waiting);
     for (const signal of signals) process.removeListener(signal, onSignal);
-    await close(...args);
-    if (!stopped) logger.info(`${name} stopped`);
-    stopped = true;
-  };
+  });
 }
 
 /** For main.ts: log a startup failure as one clear fatal line and exit non-zero. */
