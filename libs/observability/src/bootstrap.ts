@@ -66,6 +66,7 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
     );
   }
   if (opts.configure) await opts.configure(app);
+  const releaseSignals = stopOnSignals(app, opts);
   try {
     await app.init();
     if (opts.nats) {
@@ -78,19 +79,16 @@ export async function startApp(opts: StartAppOptions): Promise<INestApplication>
     }
     await app.listen({ port: opts.port, host: '0.0.0.0' });
   } catch (err) {
+    releaseSignals();
     await app.close().catch(() => undefined);
     throw err;
   }
-  announceLifecycle(app, opts);
+  announceReady(app, opts);
   return app;
 }
 
-/**
- * The two lines an operator looks for: "<app> ready" once it serves, and "<app> stopped" once a
- * SIGTERM/SIGINT has closed everything (HTTP, NATS drained, database), before exit 0. A second
- * signal during the shutdown falls through to the default and ends the process at once.
- */
-function announceLifecycle(app: NestFastifyApplication, opts: StartAppOptions): void {
+/** "<app> ready" once the app serves and its readiness checks pass. */
+function announceReady(app: NestFastifyApplication, opts: StartAppOptions): void {
   const { name, logger } = opts;
   const server = app.getHttpServer();
   const address = server.address();
@@ -100,6 +98,10 @@ function announceLifecycle(app: NestFastifyApplication, opts: StartAppOptions): 
   // it is not yet, say what it waits for, then log "ready" once, when it is.
   let waiting: NodeJS.Timeout | null = null;
   let closed = false;
+  server.once('close', () => {
+    closed = true;
+    if (waiting) clearTimeout(waiting);
+  });
   const announceWhenReady = async (first: boolean): Promise<void> => {
     const report = opts.readiness ? await opts.readiness.report() : { ready: true, checks: {} };
     if (report.ready) {
@@ -120,7 +122,15 @@ function announceLifecycle(app: NestFastifyApplication, opts: StartAppOptions): 
     waiting.unref();
   };
   void announceWhenReady(true);
+}
 
+/**
+ * SIGTERM/SIGINT close the app (HTTP, NATS drained, database) and exit 0 after one
+ * "<app> stopped" line; a signal during start-up waits for it to settle first (Nest's close
+ * does). A second signal during the shutdown falls through to the default: it ends at once.
+ */
+function stopOnSignals(app: NestFastifyApplication, opts: StartAppOptions): () => void {
+  const { name, logger } = opts;
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, `${name} stopping (${signal})`);
@@ -136,12 +146,12 @@ function announceLifecycle(app: NestFastifyApplication, opts: StartAppOptions): 
     );
   };
   for (const signal of signals) process.once(signal, onSignal);
-  // An app closed by its owner (tests start many in one process) lets go of the signals too.
-  server.once('close', () => {
-    closed = true;
-    if (waiting) clearTimeout(waiting);
+  const release = (): void => {
     for (const signal of signals) process.removeListener(signal, onSignal);
-  });
+  };
+  // An app closed by its owner (tests start many in one process) lets go of the signals too.
+  app.getHttpServer().once('close', release);
+  return release;
 }
 
 /** For main.ts: log a startup failure as one clear fatal line and exit non-zero. */
