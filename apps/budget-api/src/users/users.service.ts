@@ -152,7 +152,7 @@ export class UsersService {
     await this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, ref);
       const gone = await tx.users.deleteUser(actor, user);
-      // What went with the user, as CONTRACT 1.5 records memberships, roles and keys.
+      // What went with the user, as the audit log records memberships, roles and keys.
       const who = { id: user.id, username: user.username };
       for (const organizationId of gone.organizationIds) {
         await tx.audit.record(actor, {
