@@ -888,7 +888,7 @@ describe('POST /ai/model-prices/sync over NATS (real nats-server)', () => {
         port: 0,
         logger,
         metrics,
-        nats: { servers: nats.url, queue: 'pricing-worker' },
+        nats: { connection: loadConfig({ NATS_URL: nats.url }).nats, queue: 'pricing-worker' },
       });
       const res = await api.request<Record<string, unknown>>('POST', `${PRICES}/sync`, {
         token: owner.token,

@@ -52,7 +52,7 @@ export class BudgetApiModule {
           migrate: true,
         }),
         NatsModule.forRoot({
-          servers: deps.config.natsUrl,
+          connection: deps.config.nats,
           name: 'aigov-budget-api',
           enabled: deps.config.natsEnabled,
           readiness: deps.readiness,

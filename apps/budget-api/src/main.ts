@@ -13,6 +13,7 @@ startApp({
   port: config.port,
   logger,
   metrics,
-  nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.budgetApi } : null,
+  nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.budgetApi } : null,
+  readiness,
   configure: configureHttp,
 }).catch(exitOnStartupFailure(logger, NAME));

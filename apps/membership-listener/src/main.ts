@@ -12,4 +12,5 @@ startApp({
   logger,
   metrics,
   nats: null,
+  readiness,
 }).catch(exitOnStartupFailure(logger, NAME));

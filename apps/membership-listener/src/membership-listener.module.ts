@@ -28,7 +28,7 @@ export class MembershipListenerModule {
           migrate: true,
         }),
         NatsModule.forRoot({
-          servers: deps.config.natsUrl,
+          connection: deps.config.nats,
           name: 'aigov-membership-listener',
           enabled: deps.config.natsEnabled,
           readiness: deps.readiness,

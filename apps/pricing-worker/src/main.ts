@@ -12,5 +12,6 @@ startApp({
   port: config.pricingWorkerPort,
   logger,
   metrics,
-  nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.pricingWorker } : null,
+  nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.pricingWorker } : null,
+  readiness,
 }).catch(exitOnStartupFailure(logger, NAME));

@@ -41,7 +41,7 @@ export class PricingWorkerModule {
           migrate: true,
         }),
         NatsModule.forRoot({
-          servers: deps.config.natsUrl,
+          connection: deps.config.nats,
           name: 'aigov-pricing-worker',
           enabled: deps.config.natsEnabled,
           readiness: deps.readiness,

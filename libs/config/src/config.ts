@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { parseNatsSettings, type NatsSettings } from './nats';
 
 export type BudgetPeriod = 'month' | 'week' | 'day';
 export type UnpricedUsage = 'allow' | 'block';
@@ -10,7 +11,10 @@ export interface AppConfig {
   dataDir: string;
   /** Connections per app pool. */
   databasePoolSize: number;
+  /** NATS_URL with any password or token replaced by *** (for logs; connect with `nats`). */
   natsUrl: string;
+  /** What every NATS connection uses: servers, credentials and TLS (CONTRACT 6). */
+  nats: NatsSettings;
   /** False only when NATS_ENABLED=false: the apps run without their NATS features. */
   natsEnabled: boolean;
   port: number;
@@ -98,15 +102,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:'], null);
   const natsServers = raw('NATS_URL') ?? 'nats://127.0.0.1:4222';
-  for (const server of natsServers.split(',')) {
-    try {
-      const u = new URL(server.trim());
-      if (!['nats:', 'tls:', 'ws:', 'wss:'].includes(u.protocol))
-        fail('NATS_URL', `unsupported protocol "${u.protocol}"`);
-    } catch {
-      fail('NATS_URL', `must be a nats:// URL or a comma-separated list of them`);
-    }
-  }
+  const nats = parseNatsSettings(natsServers, raw, fail);
 
   let maxSpend = DEFAULT_MAX_SPEND_LIMIT_MICROS;
   const maxRaw = raw('MAX_SPEND_LIMIT_MICROS');
@@ -161,7 +157,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databaseUrl,
     dataDir: path.resolve(raw('DATA_DIR') ?? './.data'),
     databasePoolSize: poolSize,
-    natsUrl: natsServers,
+    natsUrl: redactCredentials(natsServers),
+    nats,
     natsEnabled: bool('NATS_ENABLED', true),
     port: port('PORT', 8080),
     pricingWorkerPort: port('PRICING_WORKER_PORT', 8081),
@@ -217,6 +214,8 @@ export function redactCredentials(urls: string): string {
       try {
         const u = new URL(url);
         if (u.password) u.password = '***';
+        // A user name without a password is a token (nats://token@host): a secret too.
+        else if (u.username) u.username = '***';
         return u.toString().replace(/\/$/, url.endsWith('/') ? '/' : '');
       } catch {
         return '<invalid url>';

@@ -6,12 +6,14 @@ import {
   Module,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import type { NatsSettings } from '@aigov/config';
 import { connectNats, natsReadiness, trackNatsStatus, type NatsConnection } from './nats-client';
 
 export const NATS_CONNECTION_TOKEN = Symbol('NATS_CONNECTION');
 
 export interface NatsModuleOptions {
-  servers: string;
+  /** Servers, credentials and TLS: AppConfig.nats. */
+  connection: NatsSettings;
   name: string;
   /** False: no connection; the token resolves to null and NATS features are off. */
   enabled: boolean;
@@ -40,7 +42,7 @@ export class NatsModule {
         {
           provide: NATS_CONNECTION_TOKEN,
           useFactory: async () => {
-            const nc = opts.enabled ? await connectNats(opts.servers, opts.name) : null;
+            const nc = opts.enabled ? await connectNats(opts.connection, opts.name) : null;
             if (nc) trackNatsStatus(nc);
             opts.readiness?.register('nats', () => natsReadiness(nc));
             return nc;

@@ -40,8 +40,12 @@ export function createLogger(app: string, level: string, destination?: pino.Dest
 export class PinoNestLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
 
+  /**
+   * Nest's log level is its boot chatter (module init, route mapping, "successfully started"):
+   * debug here. The app itself logs one info line when ready and one when stopped.
+   */
   log(message: unknown, context?: string): void {
-    this.logger.info({ context }, stringify(message));
+    this.logger.debug({ context }, stringify(message));
   }
   error(message: unknown, trace?: string, context?: string): void {
     if (message instanceof Error) this.logger.error({ context, err: message }, message.message);

@@ -38,22 +38,40 @@ async function answers(port: number): Promise<boolean> {
 
 /**
  * A real nats-server with JetStream, private to one test file: fixed subjects such as
- * pricing.sync cannot leak between test files running in parallel.
+ * pricing.sync cannot leak between test files running in parallel. `config` is the text of a
+ * nats-server configuration file (users, permissions, TLS) used beside the command-line
+ * listener, `env` what it reads with `$NAME`; `tls` makes the URL tls:// (the readiness probe
+ * is a TCP connect either way).
  */
-export async function startNatsServer(opts: { port?: number } = {}): Promise<TestNatsServer> {
+export async function startNatsServer(
+  opts: { port?: number; config?: string; tls?: boolean; env?: Record<string, string> } = {},
+): Promise<TestNatsServer> {
   const port = opts.port ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-nats-'));
-  const child = spawn(findBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
-    stdio: 'ignore',
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+  if (opts.config !== undefined) {
+    const file = path.join(dir, 'nats-server.conf');
+    fs.writeFileSync(file, opts.config);
+    args.push('-c', file);
+  }
+  let stderr = '';
+  // A configuration may read values (passwords) from the server's environment: `$NAME`.
+  const child = spawn(findBinary(), args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => {
+    stderr = (stderr + d).slice(-4_000);
   });
   const deadline = Date.now() + 10_000;
   while (!(await answers(port))) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('nats-server did not start within 10 s');
+    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`nats-server did not start within 10 s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 25));
   }
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`,
     port,
     stop: async () => {
       if (child.exitCode === null) {
@@ -61,6 +79,7 @@ export async function startNatsServer(opts: { port?: number } = {}): Promise<Tes
         child.kill('SIGTERM');
         await exited;
       }
+      child.stderr?.destroy();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -20,8 +20,8 @@ interface RequestErrorLike {
 /**
  * The API's side of `pricing.sync` (docs/nats.md): a plain-JSON NATS request to the pricing
  * worker's queue group, carrying the request id in the X-Request-Id header. The worker's
- * `{ok, data}` becomes the result; `{ok: false, error}` a 502; no connection, no responder or no
- * answer in time a 503.
+ * `{ok, data}` becomes the result; `{ok: false, error}` a 502, except `unavailable` (its
+ * database is down) a 503; no connection, no responder or no answer in time a 503.
  */
 @Injectable()
 export class PriceSyncClient {
@@ -78,6 +78,15 @@ export class PriceSyncClient {
     }
     if (envelope.ok === false && typeof envelope.error?.message === 'string') {
       const code = typeof envelope.error.code === 'string' ? envelope.error.code : 'unknown';
+      // The worker is there but cannot work now (its database is down): retry later, so 503.
+      if (code === 'unavailable') {
+        throw new DomainError(
+          'unavailable',
+          `Price sync is unavailable: ${envelope.error.message}`,
+          [],
+          `pricing worker error code: ${code}`,
+        );
+      }
       throw new DomainError(
         'upstream_error',
         `Price sync failed: ${envelope.error.message}`,

@@ -1,0 +1,152 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { INestApplication } from '@nestjs/common';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { loadConfig } from '@aigov/config';
+import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
+import { startNatsServer, type TestNatsServer } from '@aigov/testing';
+import { ApiHarness, World, type Person } from './helpers/api';
+import { PricingWorkerModule } from '../apps/pricing-worker/src/pricing-worker.module';
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/** A PostgreSQL of this test's own, so that stopping it disturbs nothing else on the machine. */
+class PrivatePostgres {
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async create(): Promise<PrivatePostgres> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-pg-down-'));
+    fs.chmodSync(dir, 0o777);
+    const data = path.join(dir, 'data');
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    // initdb refuses to run as root: the cluster belongs to the postgres user.
+    execFileSync(
+      'runuser',
+      ['-u', 'postgres', '--', `${PG_BIN}/initdb`, '-D', data, '-A', 'trust', '-U', 'postgres'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const pg = new PrivatePostgres(dir, port);
+    pg.start();
+    return pg;
+  }
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  private ctl(...args: string[]): void {
+    execFileSync(
+      'runuser',
+      ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', path.join(this.dir, 'data'), ...args],
+      {
+        stdio: 'ignore',
+      },
+    );
+  }
+
+  start(): void {
+    this.ctl(
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`,
+      '-l',
+      path.join(this.dir, 'log'),
+      '-w',
+      'start',
+    );
+  }
+
+  stop(): void {
+    this.ctl('-m', 'fast', '-w', 'stop');
+  }
+
+  destroy(): void {
+    try {
+      this.stop();
+    } catch {
+      // already stopped
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+describe('pricing.sync while the price book database is down (private PostgreSQL and nats-server)', () => {
+  let pg: PrivatePostgres;
+  let nats: TestNatsServer;
+  let worker: INestApplication;
+  let api: ApiHarness;
+  let owner: Person;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    [pg, nats] = await Promise.all([PrivatePostgres.create(), startNatsServer()]);
+    const config = loadConfig({ DATABASE_URL: pg.url, NATS_URL: nats.url, DATABASE_POOL_SIZE: '2' });
+    const logger = createLogger('pricing-worker', 'silent');
+    const metrics = new Metrics('pricing-worker');
+    worker = await startApp({
+      name: 'pricing-worker',
+      module: PricingWorkerModule.forRoot({ config, logger, metrics, readiness: new Readiness() }),
+      port: 0,
+      logger,
+      metrics,
+      nats: { connection: config.nats, queue: 'pricing-worker' },
+    });
+    // The API has a database of its own (the machine's): only the worker's goes away.
+    api = await ApiHarness.start({ NATS_ENABLED: 'true', NATS_URL: nats.url });
+    owner = (await new World(api).bootstrap()).owner;
+    nc = await connect({ servers: nats.url });
+  }, 120_000);
+
+  afterAll(async () => {
+    await nc?.close();
+    await api?.close();
+    await worker?.close();
+    await nats?.stop();
+    pg?.destroy();
+  });
+
+  const sync = async (): Promise<unknown> =>
+    JSON.parse(
+      (
+        await nc.request('pricing.sync', JSON.stringify({ source: 'embedded' }), { timeout: 30_000 })
+      ).string(),
+    ) as unknown;
+
+  it('answers unavailable (not internal) while the database is down, the API a 503, and recovers', async () => {
+    expect(await sync()).toMatchObject({ ok: true });
+
+    pg.stop();
+    expect(await sync()).toEqual({
+      ok: false,
+      error: { code: 'unavailable', message: expect.stringMatching(/database is unavailable/) as unknown },
+    });
+    const res = await api.request('POST', '/api/v2/ai/model-prices/sync', {
+      token: owner.token,
+      body: { source: 'embedded' },
+    });
+    expect(res.status).toBe(503);
+    expect(res.body.message).toMatch(/^Price sync is unavailable: .*database is unavailable/);
+
+    pg.start();
+    // The pool opens new connections once the server is back; allow it a few tries.
+    let reply: unknown;
+    for (let i = 0; i < 20; i++) {
+      reply = await sync();
+      if ((reply as { ok?: boolean }).ok === true) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(reply).toMatchObject({ ok: true, data: { source: 'embedded' } });
+  }, 120_000);
+});
