@@ -4,6 +4,9 @@
 import { PriceBookRepository, type SeedApplyCounts } from '@aigov/db';
 import type { QueryRunner } from 'typeorm';
 
+/** The production statement writes the sync's summary audit entry when rows changed. */
+const BENCH_AUDIT = { actor: 'system:pricing-worker', source: 'embedded', requestId: null };
+
 export type ApproachName = 'single statement' | 'per-row loop' | 'unnest arrays';
 
 /**
@@ -125,7 +128,8 @@ export const singleStatement: Approach = {
   statementCount: () => 1,
   // The production path unchanged: PriceBookRepository sends UPSERT_DEFAULT_PRICES_SQL with the
   // seed text as its one parameter, here bound to the benchmark's connection.
-  prepare: (seedJson) => (qr) => new PriceBookRepository(qr.manager).upsertDefaultPrices(seedJson),
+  prepare: (seedJson) => (qr) =>
+    new PriceBookRepository(qr.manager).upsertDefaultPrices(seedJson, BENCH_AUDIT),
 };
 
 export const perRowLoop: Approach = {
