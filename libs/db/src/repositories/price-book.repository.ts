@@ -91,20 +91,18 @@ WITH seed AS (
          IS DISTINCT FROM
          (EXCLUDED.input_price, EXCLUDED.output_price, EXCLUDED.cache_read_price,
           EXCLUDED.cache_write_price, EXCLUDED.tiers)
-  RETURNING p.provider, p.model, (xmax = 0) AS inserted, p.input_price, p.output_price,
-            p.cache_read_price, p.cache_write_price, p.tiers
+  RETURNING p.provider, p.model, (xmax = 0) AS inserted
 ), counts AS (
   SELECT (SELECT count(*) FROM seed)::int                   AS total,
          (SELECT count(*) FROM written WHERE inserted)::int     AS inserted,
          (SELECT count(*) FROM written WHERE NOT inserted)::int AS updated
 ), listed AS (
-  SELECT w.provider, w.model,
+  -- The first models written, with what was written (the seed's values, as in \`changed\`).
+  SELECT c.provider, c.model,
          CASE WHEN c.existed THEN ${prices('c.old_')} END AS before,
-         ${prices('w.')} AS after
-    FROM written w
-    LEFT JOIN changed c ON c.provider = w.provider AND c.model = w.model
-   ORDER BY w.provider, w.model
-   LIMIT ${SYNC_AUDIT_MODEL_LIMIT}
+         ${prices('c.')} AS after
+    FROM (SELECT provider, model FROM written ORDER BY provider, model LIMIT ${SYNC_AUDIT_MODEL_LIMIT}) w
+    JOIN changed c ON c.provider = w.provider AND c.model = w.model
 ), audit AS (
   INSERT INTO audit_logs (actor, action, resource_type, resource_id, diff, request_id)
   SELECT $2, 'write', 'ai_model_price_sync', $3,
