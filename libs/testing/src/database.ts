@@ -60,11 +60,9 @@ export async function ensureTemplate(): Promise<string> {
       }
       await c.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
       await c.query(`UPDATE pg_database SET datistemplate = true WHERE datname = $1`, [name]);
-      // Older templates belong to older migrations. Keep the few newest (another checkout of the
-      // repository, on other migrations, may be cloning one right now) and drop the rest.
+      // Older templates belong to older migrations; drop them when no one uses them.
       const old = await c.query(
-        `SELECT datname FROM pg_database WHERE datname LIKE 'aigov_tpl_%' AND datname <> $1
-          ORDER BY oid DESC OFFSET 8`,
+        `SELECT datname FROM pg_database WHERE datname LIKE 'aigov_tpl_%' AND datname <> $1`,
         [name],
       );
       for (const row of old.rows as { datname: string }[]) {
