@@ -4,7 +4,11 @@
 import { PriceBookRepository, type SeedApplyCounts } from '@aigov/db';
 import type { QueryRunner } from 'typeorm';
 
-export type ApproachName = 'single statement' | 'per-row loop' | 'unnest arrays';
+/** The production statement writes the sync's summary audit entry when rows changed. */
+const BENCH_AUDIT = { actor: 'system:pricing-worker', source: 'embedded', requestId: null };
+
+export type ApproachName =
+  'single statement' | 'single statement (Step 3)' | 'per-row loop' | 'unnest arrays';
 
 /**
  * `prepare` is the JS-side work (parsing, flattening) and returns the database part, so the
@@ -75,9 +79,10 @@ export function parseSeedRows(seedJson: string): BoundSeedRow[] {
 }
 
 /**
- * The conflict handling of UPSERT_DEFAULT_PRICES_SQL, repeated verbatim so the other two
- * approaches do exactly the same work per row: overwrite everything, but skip rows that did not
- * change (no dead tuple, updated_at stays) and return only inserted or changed rows.
+ * The conflict handling of UPSERT_DEFAULT_PRICES_SQL, repeated so the other approaches do the same
+ * work per row: overwrite everything, but skip rows that did not change (no dead tuple,
+ * updated_at stays) and return only inserted or changed rows. Unlike production since Step 4, they
+ * send every seed row to ON CONFLICT (which locks each conflicting row) and write no audit entry.
  */
 const ON_CONFLICT_SQL = `
   ON CONFLICT (provider, model, source) DO UPDATE
@@ -125,7 +130,49 @@ export const singleStatement: Approach = {
   statementCount: () => 1,
   // The production path unchanged: PriceBookRepository sends UPSERT_DEFAULT_PRICES_SQL with the
   // seed text as its one parameter, here bound to the benchmark's connection.
-  prepare: (seedJson) => (qr) => new PriceBookRepository(qr.manager).upsertDefaultPrices(seedJson),
+  prepare: (seedJson) => (qr) =>
+    new PriceBookRepository(qr.manager).upsertDefaultPrices(seedJson, BENCH_AUDIT),
+};
+
+/**
+ * The production statement as Step 3 shipped it, kept for the before/after figures: the whole seed
+ * went into INSERT ... ON CONFLICT DO UPDATE ... WHERE <changed>, which locks every conflicting row
+ * (so an unchanged re-apply locked all of them and cost about as much as the cold apply), and it
+ * wrote no audit entry.
+ */
+export const UPSERT_DEFAULT_PRICES_STEP3_SQL = `
+WITH seed AS (
+  SELECT e->>'provider'                    AS provider,
+         e->>'model'                       AS model,
+         (e->>'input_price')::bigint       AS input_price,
+         (e->>'output_price')::bigint      AS output_price,
+         (e->>'cache_read_price')::bigint  AS cache_read_price,
+         (e->>'cache_write_price')::bigint AS cache_write_price,
+         CASE WHEN jsonb_typeof(e->'tiers') = 'array' THEN e->'tiers' END AS tiers
+    FROM jsonb_array_elements($1::jsonb) AS e
+), written AS (
+  INSERT INTO ai_model_prices AS p
+         (provider, model, source, input_price, output_price, cache_read_price, cache_write_price, tiers)
+  SELECT provider, model, 'default', input_price, output_price, cache_read_price, cache_write_price, tiers
+    FROM seed
+  ${ON_CONFLICT_SQL}
+)
+SELECT (SELECT count(*) FROM seed)::int                       AS total,
+       (SELECT count(*) FROM written WHERE inserted)::int     AS inserted,
+       (SELECT count(*) FROM written WHERE NOT inserted)::int AS updated`;
+
+export const stepThreeStatement: Approach = {
+  name: 'single statement (Step 3)',
+  statementCount: () => 1,
+  prepare: (seedJson) => async (qr) => {
+    const result = (await qr.query(UPSERT_DEFAULT_PRICES_STEP3_SQL, [seedJson])) as {
+      total: number;
+      inserted: number;
+      updated: number;
+    }[];
+    const { total, inserted, updated } = result[0];
+    return { total, inserted, updated, unchanged: total - inserted - updated };
+  },
 };
 
 export const perRowLoop: Approach = {
@@ -191,4 +238,9 @@ export const unnestArrays: Approach = {
   },
 };
 
-export const APPROACHES: readonly Approach[] = [singleStatement, perRowLoop, unnestArrays];
+export const APPROACHES: readonly Approach[] = [
+  singleStatement,
+  stepThreeStatement,
+  perRowLoop,
+  unnestArrays,
+];

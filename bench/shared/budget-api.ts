@@ -64,12 +64,19 @@ export async function createBenchDatabase(
   };
 }
 
-/** The compiled budget-api on a free port (it migrates the database as it starts), NATS off. */
-export async function startBudgetApi(databaseUrl: string): Promise<{ child: ChildProcess; base: string }> {
+/**
+ * The compiled budget-api on a free port (it migrates the database as it starts), NATS off.
+ * `nodeArgs` go to node (e.g. --cpu-prof); `env` adds to or overrides the environment.
+ */
+export async function startBudgetApi(
+  databaseUrl: string,
+  opts: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
     [
+      ...(opts.nodeArgs ?? []),
       '-r',
       path.join(ROOT, 'scripts', 'register-paths.js'),
       path.join(ROOT, 'dist', 'apps', 'budget-api', 'src', 'main.js'),
@@ -81,6 +88,7 @@ export async function startBudgetApi(databaseUrl: string): Promise<{ child: Chil
         PORT: String(port),
         NATS_ENABLED: 'false',
         LOG_LEVEL: 'warn',
+        ...opts.env,
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     },

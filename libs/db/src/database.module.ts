@@ -8,10 +8,12 @@ import {
   Optional,
 } from '@nestjs/common';
 import { Readiness } from '@aigov/observability';
+import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { createDataSource, initializeDataSource } from './data-source';
 import { openEmbeddedDatabase, type EmbeddedDatabase } from './embedded';
 import { pendingMigrations, runMigrationsLocked } from './migrate';
+import { closeStatementPool, createStatementPool, splitPoolBudget, useStatementPool } from './pool';
 
 export interface DatabaseModuleOptions {
   /** Null: the embedded PGlite in dataDir. */
@@ -25,21 +27,35 @@ export interface DatabaseModuleOptions {
 }
 
 export const EMBEDDED_DATABASE = Symbol('EMBEDDED_DATABASE');
+/** The `pg` Pool for single statements outside transactions (see pool.ts), beside the DataSource. */
+export const STATEMENT_POOL = Symbol('STATEMENT_POOL');
+
+interface DatabaseHandle {
+  ds: DataSource;
+  pool: Pool;
+  embedded: EmbeddedDatabase | null;
+}
 
 /**
  * Opens the process's one DataSource before anything else starts. A database that cannot be
  * reached makes Nest's bootstrap reject with a clear error; nothing retries silently.
  */
-async function openDatabase(
-  opts: DatabaseModuleOptions,
-): Promise<{ ds: DataSource; embedded: EmbeddedDatabase | null }> {
+async function openDatabase(opts: DatabaseModuleOptions): Promise<DatabaseHandle> {
   let embedded: EmbeddedDatabase | null = null;
   let url = opts.databaseUrl;
   if (url === null) {
     embedded = await openEmbeddedDatabase(opts.dataDir, { log: opts.log });
     url = embedded.url;
   }
-  const ds = createDataSource({ url, poolSize: opts.poolSize, applicationName: opts.applicationName });
+  // DATABASE_POOL_SIZE is shared by the two pools (pool.ts says how).
+  const budget = splitPoolBudget(opts.poolSize);
+  const ds = createDataSource({ url, poolSize: budget.transactions, applicationName: opts.applicationName });
+  const pool = createStatementPool({
+    url,
+    max: budget.statements,
+    applicationName: opts.applicationName,
+    onError: (err) => opts.log(`idle database connection lost: ${err.message}`),
+  });
   try {
     await initializeDataSource(ds, embedded ? 'the embedded database' : 'DATABASE_URL');
     if (opts.migrate) {
@@ -47,17 +63,20 @@ async function openDatabase(
       if (applied.length > 0) opts.log(`applied migrations: ${applied.join(', ')}`);
     }
   } catch (err) {
+    await closeStatementPool(pool);
     if (ds.isInitialized) await ds.destroy();
     if (embedded) await embedded.stop();
     throw err;
   }
-  return { ds, embedded };
+  useStatementPool(ds, pool);
+  return { ds, pool, embedded };
 }
 
 @Injectable()
 class DatabaseLifecycle implements OnApplicationShutdown {
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(STATEMENT_POOL) private readonly pool: Pool,
     @Inject(EMBEDDED_DATABASE) private readonly embedded: EmbeddedDatabase | null,
     @Optional() @Inject(Readiness) readiness: Readiness | null,
   ) {
@@ -65,6 +84,7 @@ class DatabaseLifecycle implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await closeStatementPool(this.pool);
     if (this.ds.isInitialized) await this.ds.destroy();
     if (this.embedded) await this.embedded.stop();
   }
@@ -79,15 +99,16 @@ export class DatabaseModule {
       module: DatabaseModule,
       providers: [
         { provide: HANDLE, useFactory: () => openDatabase(opts) },
-        { provide: DataSource, useFactory: (h: { ds: DataSource }) => h.ds, inject: [HANDLE] },
+        { provide: DataSource, useFactory: (h: DatabaseHandle) => h.ds, inject: [HANDLE] },
+        { provide: STATEMENT_POOL, useFactory: (h: DatabaseHandle) => h.pool, inject: [HANDLE] },
         {
           provide: EMBEDDED_DATABASE,
-          useFactory: (h: { embedded: EmbeddedDatabase | null }) => h.embedded,
+          useFactory: (h: DatabaseHandle) => h.embedded,
           inject: [HANDLE],
         },
         DatabaseLifecycle,
       ],
-      exports: [DataSource, EMBEDDED_DATABASE],
+      exports: [DataSource, STATEMENT_POOL, EMBEDDED_DATABASE],
     };
   }
 }

@@ -5,6 +5,7 @@ export * from './data-source';
 export * from './database.module';
 export * from './embedded';
 export * from './migrate';
+export * from './pool';
 export * from './repositories/api-key.repository';
 export * from './repositories/audit.repository';
 export * from './repositories/group-budget.repository';

@@ -123,7 +123,13 @@ export function installHttpObservability(fastify: FastifyInstance, logger: Logge
     const route = req.routeOptions.url ?? 'unmatched';
     const seconds = reply.elapsedTime / 1000;
     duration.observe({ method: req.method, route, status: String(reply.statusCode) }, seconds);
-    if (route !== '/healthz' && route !== '/readyz' && route !== '/metrics') {
+    // The level check first: at warn and above nothing is built per request.
+    if (
+      logger.isLevelEnabled('info') &&
+      route !== '/healthz' &&
+      route !== '/readyz' &&
+      route !== '/metrics'
+    ) {
       logger.info(
         {
           request_id: req.id,

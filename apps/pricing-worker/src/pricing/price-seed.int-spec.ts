@@ -1,5 +1,12 @@
-import { PriceBookRepository, createDataSource } from '@aigov/db';
+import { PRICING_WORKER_ACTOR } from '@aigov/contracts';
+import {
+  PriceBookRepository,
+  SYNC_AUDIT_MODEL_LIMIT,
+  createDataSource,
+  type SeedApplyAudit,
+} from '@aigov/db';
 import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import { Client } from 'pg';
 import type { DataSource, Logger as TypeOrmLogger } from 'typeorm';
 import { readEmbeddedSeed } from './embedded-seed';
 
@@ -31,6 +38,23 @@ function seedRow(
     cache_write_price: null,
     ...prices,
     tiers,
+  };
+}
+
+const AUDIT: SeedApplyAudit = { actor: PRICING_WORKER_ACTOR.name, source: 'embedded', requestId: null };
+
+interface SyncAuditRow {
+  actor_id: string | null;
+  actor: string;
+  action: string;
+  resource_id: string;
+  request_id: string | null;
+  diff: {
+    source: string;
+    inserted: number;
+    updated: number;
+    models: { model: string; before: Record<string, unknown> | null; after: Record<string, unknown> }[];
+    models_not_listed: number;
   };
 }
 
@@ -73,17 +97,34 @@ describe('applying the price seed (real PostgreSQL)', () => {
   });
 
   beforeEach(async () => {
-    await ds.query('TRUNCATE ai_model_prices');
+    await ds.query('TRUNCATE ai_model_prices, audit_logs');
   });
+
+  const syncAudits = async (): Promise<SyncAuditRow[]> =>
+    ds.query<SyncAuditRow[]>(
+      `SELECT actor_id, actor, action, resource_id, request_id, diff FROM audit_logs
+        WHERE resource_type = 'ai_model_price_sync' ORDER BY time`,
+    );
+  /** Row versions: xmin moves when a row is rewritten, xmax when it is locked or deleted. */
+  const versions = async (): Promise<{ key: string; xmin: string; xmax: string }[]> =>
+    ds.query(
+      `SELECT provider || '/' || model || '/' || source AS key, xmin::text AS xmin, xmax::text AS xmax
+         FROM ai_model_prices ORDER BY provider, model, source`,
+    );
 
   it('fills a fresh table from the committed seed in one statement', async () => {
     const seed = await readEmbeddedSeed();
     const expected = JSON.parse(seed) as { provider: string; model: string; input_price: number | null }[];
     counter.statements = [];
-    const counts = await repo.upsertDefaultPrices(seed);
+    const counts = await repo.upsertDefaultPrices(seed, AUDIT);
     expect(counter.statements).toHaveLength(1);
     expect(counter.statements[0]).toContain('jsonb_array_elements');
-    expect(counts).toEqual({ total: expected.length, inserted: expected.length, updated: 0, unchanged: 0 });
+    expect(counts).toMatchObject({
+      total: expected.length,
+      inserted: expected.length,
+      updated: 0,
+      unchanged: 0,
+    });
     const stored = await rows();
     expect(stored).toHaveLength(expected.length);
     expect(stored.every((r) => r.source === 'default')).toBe(true);
@@ -108,10 +149,10 @@ describe('applying the price seed (real PostgreSQL)', () => {
 
   it('is idempotent: a second run changes nothing, not even updated_at', async () => {
     const seed = await readEmbeddedSeed();
-    await repo.upsertDefaultPrices(seed);
+    await repo.upsertDefaultPrices(seed, AUDIT);
     const before = await rows();
     await new Promise((r) => setTimeout(r, 20));
-    const counts = await repo.upsertDefaultPrices(seed);
+    const counts = await repo.upsertDefaultPrices(seed, AUDIT);
     expect(counts.inserted).toBe(0);
     expect(counts.updated).toBe(0);
     expect(counts.unchanged).toBe(before.length);
@@ -133,6 +174,7 @@ describe('applying the price seed (real PostgreSQL)', () => {
           },
         ]),
       ]),
+      AUDIT,
     );
     const before = await rows();
     await new Promise((r) => setTimeout(r, 20));
@@ -150,8 +192,9 @@ describe('applying the price seed (real PostgreSQL)', () => {
           },
         ]),
       ]),
+      AUDIT,
     );
-    expect(counts).toEqual({ total: 3, inserted: 0, updated: 2, unchanged: 1 });
+    expect(counts).toMatchObject({ total: 3, inserted: 0, updated: 2, unchanged: 1 });
     const after = await rows();
     const [a0, b0, c0] = before;
     const [a1, b1, c1] = after;
@@ -172,8 +215,9 @@ describe('applying the price seed (real PostgreSQL)', () => {
     );
     const counts = await repo.upsertDefaultPrices(
       JSON.stringify([seedRow('a', { input_price: 999, output_price: 888 })]),
+      AUDIT,
     );
-    expect(counts).toEqual({ total: 1, inserted: 1, updated: 0, unchanged: 0 });
+    expect(counts).toMatchObject({ total: 1, inserted: 1, updated: 0, unchanged: 0 });
     const all = await rows();
     expect(all.map((r) => `${r.model}/${r.source}`)).toEqual(['a/custom', 'a/default', 'orphan/default']);
     const custom = all.find((r) => r.model === 'a' && r.source === 'custom');
@@ -188,8 +232,144 @@ describe('applying the price seed (real PostgreSQL)', () => {
     await expect(
       repo.upsertDefaultPrices(
         JSON.stringify([seedRow('ok', { input_price: 1 }), seedRow('bad', { input_price: -1 })]),
+        AUDIT,
       ),
     ).rejects.toMatchObject({ driverError: { constraint: 'ai_model_prices_input_price_check' } });
     expect(await rows()).toEqual([]);
+  });
+
+  it('re-applies an unchanged seed without writing or locking a single row', async () => {
+    const seed = await readEmbeddedSeed();
+    await repo.upsertDefaultPrices(seed, AUDIT);
+    const before = await versions();
+    const counts = await repo.upsertDefaultPrices(seed, AUDIT);
+    expect(counts).toMatchObject({ inserted: 0, updated: 0, unchanged: before.length, auditId: null });
+    // A lock taken by ON CONFLICT DO UPDATE would show as a new xmax even when nothing is updated.
+    expect(await versions()).toEqual(before);
+  });
+
+  it('is not blocked by a transaction holding row locks when nothing changed, but waits when it must write', async () => {
+    await repo.upsertDefaultPrices(
+      JSON.stringify([seedRow('a', { input_price: 1 }), seedRow('b', { input_price: 2 })]),
+      AUDIT,
+    );
+    const holder = new Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT * FROM ai_model_prices WHERE source = 'default' FOR UPDATE`);
+      // lock_timeout turns a wait for a row lock into an error instead of a hang: the warm
+      // re-apply must not wait at all, the changing one must (the lock is really held).
+      const applyWithin = (rowsJson: string) =>
+        ds.transaction(async (em) => {
+          await em.query(`SET LOCAL lock_timeout = '300ms'`);
+          return new PriceBookRepository(em).upsertDefaultPrices(rowsJson, AUDIT);
+        });
+      const warm = await applyWithin(
+        JSON.stringify([seedRow('a', { input_price: 1 }), seedRow('b', { input_price: 2 })]),
+      );
+      expect(warm).toMatchObject({ total: 2, inserted: 0, updated: 0, unchanged: 2 });
+      await expect(
+        applyWithin(JSON.stringify([seedRow('a', { input_price: 1 }), seedRow('b', { input_price: 3 })])),
+      ).rejects.toMatchObject({ driverError: { code: '55P03' } });
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+  });
+
+  it('writes one summary audit entry per sync that changed rows, in the same statement, and none otherwise', async () => {
+    const seed = await readEmbeddedSeed();
+    const all = JSON.parse(seed) as { provider: string; model: string }[];
+    counter.statements = [];
+    const cold = await repo.upsertDefaultPrices(seed, { ...AUDIT, requestId: 'req-cold' });
+    expect(counter.statements).toHaveLength(1);
+    let audits = await syncAudits();
+    expect(audits).toHaveLength(1);
+    expect(cold.auditId).toEqual(expect.any(String));
+    expect(audits[0]).toMatchObject({
+      actor_id: null,
+      actor: 'system:pricing-worker',
+      action: 'write',
+      resource_id: 'embedded',
+      request_id: 'req-cold',
+    });
+    expect(audits[0].diff).toMatchObject({ source: 'embedded', inserted: all.length, updated: 0 });
+    const listed = Math.min(all.length, SYNC_AUDIT_MODEL_LIMIT);
+    expect(audits[0].diff.models).toHaveLength(listed);
+    expect(audits[0].diff.models_not_listed).toBe(all.length - listed);
+    const sonnet = audits[0].diff.models.find((m) => m.model === 'anthropic/claude-sonnet-4-5');
+    expect(sonnet?.before).toBeNull();
+    expect(sonnet?.after).toMatchObject({
+      input_price: { usd: '$3.00', micros: 3_000_000 },
+      output_price: { usd: '$15.00', micros: 15_000_000 },
+    });
+
+    await repo.upsertDefaultPrices(seed, AUDIT);
+    expect(await syncAudits()).toHaveLength(1);
+
+    const changed = (JSON.parse(seed) as Record<string, unknown>[]).map((r) =>
+      r['model'] === 'claude-sonnet-4-5' ? { ...r, input_price: 2_500_000, cache_write_price: null } : r,
+    );
+    const counts = await repo.upsertDefaultPrices(JSON.stringify(changed), {
+      actor: AUDIT.actor,
+      source: 'upstream',
+      requestId: null,
+    });
+    expect(counts).toMatchObject({ inserted: 0, updated: 1 });
+    audits = await syncAudits();
+    expect(audits).toHaveLength(2);
+    expect(audits[1]).toMatchObject({ resource_id: 'upstream', request_id: null });
+    expect(audits[1].diff).toEqual({
+      source: 'upstream',
+      inserted: 0,
+      updated: 1,
+      models_not_listed: 0,
+      models: [
+        {
+          model: 'anthropic/claude-sonnet-4-5',
+          before: {
+            input_price: { usd: '$3.00', micros: 3_000_000 },
+            output_price: { usd: '$15.00', micros: 15_000_000 },
+            cache_read_price: { usd: '$0.30', micros: 300_000 },
+            cache_write_price: { usd: '$3.75', micros: 3_750_000 },
+            tiers: null,
+          },
+          after: {
+            input_price: { usd: '$2.50', micros: 2_500_000 },
+            output_price: { usd: '$15.00', micros: 15_000_000 },
+            cache_read_price: { usd: '$0.30', micros: 300_000 },
+            cache_write_price: null,
+            tiers: null,
+          },
+        },
+      ],
+    });
+  });
+
+  it('keeps the summary entry bounded for a sync that changes thousands of rows', async () => {
+    const many = Array.from({ length: 5_000 }, (_, i) =>
+      seedRow(`m${String(i).padStart(4, '0')}`, { input_price: i, output_price: 2 * i }),
+    );
+    const counts = await repo.upsertDefaultPrices(JSON.stringify(many), AUDIT);
+    expect(counts).toMatchObject({ total: 5_000, inserted: 5_000 });
+    const [audit] = await syncAudits();
+    expect(audit.diff.models).toHaveLength(SYNC_AUDIT_MODEL_LIMIT);
+    expect(audit.diff.models_not_listed).toBe(5_000 - SYNC_AUDIT_MODEL_LIMIT);
+    expect(audit.diff.models[0].model).toBe('acme/m0000');
+    const [{ bytes }] = await ds.query<{ bytes: number }[]>(
+      `SELECT octet_length(diff::text) AS bytes FROM audit_logs WHERE resource_type = 'ai_model_price_sync'`,
+    );
+    expect(bytes).toBeLessThan(100_000);
+  });
+
+  it('writes no audit entry when the apply fails', async () => {
+    await expect(
+      repo.upsertDefaultPrices(
+        JSON.stringify([seedRow('ok', { input_price: 1 }), seedRow('bad', { input_price: -1 })]),
+        AUDIT,
+      ),
+    ).rejects.toMatchObject({ driverError: { constraint: 'ai_model_prices_input_price_check' } });
+    expect(await syncAudits()).toEqual([]);
   });
 });

@@ -62,7 +62,12 @@ export class PriceSyncService implements OnApplicationBootstrap {
     try {
       const seedJson =
         source === 'embedded' ? await readEmbeddedSeed(this.options.seedFile) : await this.upstreamSeed();
-      const counts = await this.prices.upsertDefaultPrices(seedJson);
+      // The summary audit entry is written by the same statement, only when rows changed.
+      const { auditId, ...counts } = await this.prices.upsertDefaultPrices(seedJson, {
+        actor: actor.name,
+        source,
+        requestId: currentRequestId() ?? null,
+      });
       const result: PriceSyncResult = {
         source,
         ...counts,
@@ -71,7 +76,7 @@ export class PriceSyncService implements OnApplicationBootstrap {
       this.syncs.inc({ source, outcome: 'ok' });
       this.rowsChanged.inc({ source, change: 'inserted' }, counts.inserted);
       this.rowsChanged.inc({ source, change: 'updated' }, counts.updated);
-      this.logger.info({ actor: actor.name, ...result }, 'price sync done');
+      this.logger.info({ actor: actor.name, ...result, audit_id: auditId }, 'price sync done');
       if (counts.inserted + counts.updated > 0)
         this.publishUpdated({ source, inserted: counts.inserted, updated: counts.updated });
       return result;

@@ -9,17 +9,51 @@ export interface SeedApplyCounts {
   unchanged: number;
 }
 
+/** Who applied a seed and why: the summary audit entry of a sync that changed rows. */
+export interface SeedApplyAudit {
+  /** The system actor's name (`system:pricing-worker`). */
+  actor: string;
+  /** `embedded` or `upstream`; also the entry's resource_id. */
+  source: string;
+  requestId: string | null;
+}
+
+/** How many changed models the summary audit entry lists in full; the rest are only counted. */
+export const SYNC_AUDIT_MODEL_LIMIT = 100;
+
+/** A price for people next to its micros, like the other audit diffs; null stays null. */
+const money = (col: string): string =>
+  `CASE WHEN ${col} IS NULL THEN NULL ELSE jsonb_build_object('usd', format_usd(${col}), 'micros', ${col}) END`;
+const prices = (prefix: string): string =>
+  `jsonb_build_object('input_price', ${money(`${prefix}input_price`)}, 'output_price', ${money(`${prefix}output_price`)},
+     'cache_read_price', ${money(`${prefix}cache_read_price`)}, 'cache_write_price', ${money(`${prefix}cache_write_price`)},
+     'tiers', ${prefix}tiers)`;
+
 /**
  * Applies the price seed as `default` rows in ONE statement: the whole seed travels as a single
  * jsonb parameter and PostgreSQL expands it with jsonb_array_elements (see
  * docs/decisions/price-seed-single-statement.md).
  *
+ * - `changed` compares the seed with the stored rows by a plain read (no lock) and keeps only the
+ *   rows that are new or differ. Only those reach the INSERT: ON CONFLICT DO UPDATE locks every
+ *   conflicting row it meets, even when its WHERE then skips the update, so feeding it the whole
+ *   seed made an unchanged re-apply lock (and dirty) all 4,894 rows, wait behind any transaction
+ *   holding one of them, and cost as much as the cold apply.
  * - ON CONFLICT on (provider, model, 'default'): `custom` rows are a different key, never touched.
- * - Every price and the tiers are overwritten, to null too.
- * - The DO UPDATE has a WHERE that skips rows whose prices and tiers are unchanged, so their
- *   updated_at stays put and no dead tuple is written; RETURNING then only yields rows that were
- *   inserted (xmax = 0) or really changed, which gives the counts without a second query.
+ *   Its WHERE repeats the comparison against the row as locked, so a row another sync changed
+ *   since our snapshot is still written only when it really differs.
+ * - Every price and the tiers are overwritten, to null too; updated_at moves only on a change.
  * - Rows absent from the seed are not mentioned, hence left alone.
+ * - `audit` writes the sync's one summary entry (CONTRACT 1.5) in the same statement, hence the
+ *   same transaction, and only when a row was written. Its diff lists the first
+ *   SYNC_AUDIT_MODEL_LIMIT changed models (by provider, model) with their prices before and after
+ *   (`before` null for a new model; `before` is as of the statement's snapshot) and counts the
+ *   rest in `models_not_listed`, so an upstream sync of thousands of rows stays a small entry;
+ *   every single price change is kept by the price history.
+ * - RETURNING yields only rows inserted (xmax = 0) or really changed, which gives the counts
+ *   without a second query.
+ *
+ * $1 seed jsonb, $2 actor, $3 source, $4 request id.
  */
 export const UPSERT_DEFAULT_PRICES_SQL = `
 WITH seed AS (
@@ -31,11 +65,22 @@ WITH seed AS (
          (e->>'cache_write_price')::bigint AS cache_write_price,
          CASE WHEN jsonb_typeof(e->'tiers') = 'array' THEN e->'tiers' END AS tiers
     FROM jsonb_array_elements($1::jsonb) AS e
+), changed AS (
+  SELECT s.*, p.provider IS NOT NULL AS existed,
+         p.input_price AS old_input_price, p.output_price AS old_output_price,
+         p.cache_read_price AS old_cache_read_price, p.cache_write_price AS old_cache_write_price,
+         p.tiers AS old_tiers
+    FROM seed s
+    LEFT JOIN ai_model_prices p ON p.provider = s.provider AND p.model = s.model AND p.source = 'default'
+   WHERE p.provider IS NULL
+      OR (p.input_price, p.output_price, p.cache_read_price, p.cache_write_price, p.tiers)
+         IS DISTINCT FROM
+         (s.input_price, s.output_price, s.cache_read_price, s.cache_write_price, s.tiers)
 ), written AS (
   INSERT INTO ai_model_prices AS p
          (provider, model, source, input_price, output_price, cache_read_price, cache_write_price, tiers)
   SELECT provider, model, 'default', input_price, output_price, cache_read_price, cache_write_price, tiers
-    FROM seed
+    FROM changed
   ON CONFLICT (provider, model, source) DO UPDATE
      SET input_price       = EXCLUDED.input_price,
          output_price      = EXCLUDED.output_price,
@@ -47,24 +92,52 @@ WITH seed AS (
          IS DISTINCT FROM
          (EXCLUDED.input_price, EXCLUDED.output_price, EXCLUDED.cache_read_price,
           EXCLUDED.cache_write_price, EXCLUDED.tiers)
-  RETURNING (xmax = 0) AS inserted
+  RETURNING p.provider, p.model, (xmax = 0) AS inserted
+), counts AS (
+  SELECT (SELECT count(*) FROM seed)::int                   AS total,
+         (SELECT count(*) FROM written WHERE inserted)::int     AS inserted,
+         (SELECT count(*) FROM written WHERE NOT inserted)::int AS updated
+), listed AS (
+  -- The first models written, with what was written (the seed's values, as in \`changed\`).
+  SELECT c.provider, c.model,
+         CASE WHEN c.existed THEN ${prices('c.old_')} END AS before,
+         ${prices('c.')} AS after
+    FROM (SELECT provider, model FROM written ORDER BY provider, model LIMIT ${SYNC_AUDIT_MODEL_LIMIT}) w
+    JOIN changed c ON c.provider = w.provider AND c.model = w.model
+), audit AS (
+  INSERT INTO audit_logs (actor, action, resource_type, resource_id, diff, request_id)
+  SELECT $2, 'write', 'ai_model_price_sync', $3,
+         jsonb_build_object(
+           'source', $3::text, 'inserted', counts.inserted, 'updated', counts.updated,
+           'models', (SELECT jsonb_agg(jsonb_build_object('model', l.provider || '/' || l.model,
+                                                          'before', l.before, 'after', l.after)
+                                       ORDER BY l.provider, l.model)
+                        FROM listed l),
+           'models_not_listed', greatest(counts.inserted + counts.updated - ${SYNC_AUDIT_MODEL_LIMIT}, 0)),
+         $4
+    FROM counts
+   WHERE EXISTS (SELECT 1 FROM written)
+  RETURNING id
 )
-SELECT (SELECT count(*) FROM seed)::int                   AS total,
-       (SELECT count(*) FROM written WHERE inserted)::int     AS inserted,
-       (SELECT count(*) FROM written WHERE NOT inserted)::int AS updated`;
+SELECT counts.*, (SELECT id FROM audit) AS audit_id FROM counts`;
 
 export class PriceBookRepository {
   constructor(private readonly db: DataSource | EntityManager) {}
 
-  /** `seedJson` is the seed file's text: a JSON array of seed rows. */
-  async upsertDefaultPrices(seedJson: string): Promise<SeedApplyCounts> {
-    // Through TypeORM on purpose (not the raw pool): its logger is how the test counts statements.
-    const rows = await this.db.query<{ total: number; inserted: number; updated: number }[]>(
-      UPSERT_DEFAULT_PRICES_SQL,
-      [seedJson],
-    );
-    const { total, inserted, updated } = rows[0];
-    return { total, inserted, updated, unchanged: total - inserted - updated };
+  /**
+   * `seedJson` is the seed file's text: a JSON array of seed rows. Returns the counts and the id of
+   * the summary audit entry (null when nothing changed, and then nothing was written or locked).
+   */
+  async upsertDefaultPrices(
+    seedJson: string,
+    audit: SeedApplyAudit,
+  ): Promise<SeedApplyCounts & { auditId: string | null }> {
+    // Through TypeORM on purpose (not the statement pool): its logger is how the test counts statements.
+    const rows = await this.db.query<
+      { total: number; inserted: number; updated: number; audit_id: string | null }[]
+    >(UPSERT_DEFAULT_PRICES_SQL, [seedJson, audit.actor, audit.source, audit.requestId]);
+    const { total, inserted, updated, audit_id: auditId } = rows[0];
+    return { total, inserted, updated, unchanged: total - inserted - updated, auditId };
   }
 
   async countDefaultPrices(): Promise<number> {

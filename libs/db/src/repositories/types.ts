@@ -1,6 +1,5 @@
 import { DataSource, type EntityManager } from 'typeorm';
-import type { Pool } from 'pg';
-import { preparedStatementsAllowed } from '../data-source';
+import { statementPoolOf } from '../pool';
 
 /** A DataSource, or the EntityManager of an open transaction: repositories work on either. */
 export type Db = DataSource | EntityManager;
@@ -92,15 +91,14 @@ export async function q<T extends unknown[]>(
   prepareAs?: string,
 ): Promise<T> {
   if (db instanceof DataSource) {
-    // Outside a transaction, one statement goes straight to the driver's pg pool: TypeORM's
-    // query runner (acquire, subscriber broadcast, release) roughly doubles the cost of a
-    // short query on the hot read paths (see bench/api).
-    const pool = (db.driver as unknown as { master?: Pool }).master;
+    // Outside a transaction, one statement goes to the statement pool that DatabaseModule opened
+    // beside TypeORM's (see ../pool.ts): TypeORM's query runner roughly doubles the cost of a
+    // short query on the hot read paths (see docs/benchmarks/api.md).
+    const pool = statementPoolOf(db);
     if (pool) {
-      const result =
-        prepareAs && preparedStatementsAllowed(db)
-          ? await pool.query({ name: prepareAs, text, values: params })
-          : await pool.query(text, params);
+      const result = prepareAs
+        ? await pool.query({ name: prepareAs, text, values: params })
+        : await pool.query(text, params);
       return result.rows as T;
     }
   }
