@@ -10,11 +10,11 @@ import {
 import { Readiness } from '@aigov/observability';
 import { DataSource } from 'typeorm';
 import { createDataSource, initializeDataSource } from './data-source';
-import { openEmbeddedDatabase, type EmbeddedDatabase } from './embedded';
+import { embeddedDatabaseUrl } from './embedded';
 import { pendingMigrations, runMigrationsLocked } from './migrate';
 
 export interface DatabaseModuleOptions {
-  /** Null: the embedded PGlite in dataDir. */
+  /** Null: the embedded PostgreSQL running in dataDir (started by `npm start`). */
   databaseUrl: string | null;
   dataDir: string;
   poolSize: number;
@@ -24,41 +24,32 @@ export interface DatabaseModuleOptions {
   migrate: boolean;
 }
 
-export const EMBEDDED_DATABASE = Symbol('EMBEDDED_DATABASE');
-
 /**
  * Opens the process's one DataSource before anything else starts. A database that cannot be
  * reached makes Nest's bootstrap reject with a clear error; nothing retries silently.
  */
-async function openDatabase(
-  opts: DatabaseModuleOptions,
-): Promise<{ ds: DataSource; embedded: EmbeddedDatabase | null }> {
-  let embedded: EmbeddedDatabase | null = null;
-  let url = opts.databaseUrl;
-  if (url === null) {
-    embedded = await openEmbeddedDatabase(opts.dataDir, { log: opts.log });
-    url = embedded.url;
-  }
+async function openDatabase(opts: DatabaseModuleOptions): Promise<{ ds: DataSource }> {
+  // An app on its own connects to the cluster `npm start` runs; it never starts one itself, so
+  // the server's lifetime has one owner (docs/decisions/embedded-database.md).
+  const url = opts.databaseUrl ?? (await embeddedDatabaseUrl(opts.dataDir));
   const ds = createDataSource({ url, poolSize: opts.poolSize, applicationName: opts.applicationName });
   try {
-    await initializeDataSource(ds, embedded ? 'the embedded database' : 'DATABASE_URL');
+    await initializeDataSource(ds, opts.databaseUrl === null ? 'the embedded database' : 'DATABASE_URL');
     if (opts.migrate) {
       const applied = await runMigrationsLocked(ds);
       if (applied.length > 0) opts.log(`applied migrations: ${applied.join(', ')}`);
     }
   } catch (err) {
     if (ds.isInitialized) await ds.destroy();
-    if (embedded) await embedded.stop();
     throw err;
   }
-  return { ds, embedded };
+  return { ds };
 }
 
 @Injectable()
 class DatabaseLifecycle implements OnApplicationShutdown {
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
-    @Inject(EMBEDDED_DATABASE) private readonly embedded: EmbeddedDatabase | null,
     @Optional() @Inject(Readiness) readiness: Readiness | null,
   ) {
     readiness?.register('database', () => databaseReadiness(ds));
@@ -66,7 +57,6 @@ class DatabaseLifecycle implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     if (this.ds.isInitialized) await this.ds.destroy();
-    if (this.embedded) await this.embedded.stop();
   }
 }
 
@@ -80,14 +70,9 @@ export class DatabaseModule {
       providers: [
         { provide: HANDLE, useFactory: () => openDatabase(opts) },
         { provide: DataSource, useFactory: (h: { ds: DataSource }) => h.ds, inject: [HANDLE] },
-        {
-          provide: EMBEDDED_DATABASE,
-          useFactory: (h: { embedded: EmbeddedDatabase | null }) => h.embedded,
-          inject: [HANDLE],
-        },
         DatabaseLifecycle,
       ],
-      exports: [DataSource, EMBEDDED_DATABASE],
+      exports: [DataSource],
     };
   }
 }

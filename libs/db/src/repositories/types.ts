@@ -1,6 +1,5 @@
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Pool } from 'pg';
-import { preparedStatementsAllowed } from '../data-source';
 
 /** A DataSource, or the EntityManager of an open transaction: repositories work on either. */
 export type Db = DataSource | EntityManager;
@@ -95,10 +94,9 @@ export async function q<T extends unknown[]>(
     // short query on the hot read paths (see bench/api).
     const pool = (db.driver as unknown as { master?: Pool }).master;
     if (pool) {
-      const result =
-        prepareAs && preparedStatementsAllowed(db)
-          ? await pool.query({ name: prepareAs, text, values: params })
-          : await pool.query(text, params);
+      const result = prepareAs
+        ? await pool.query({ name: prepareAs, text, values: params })
+        : await pool.query(text, params);
       return result.rows as T;
     }
   }
