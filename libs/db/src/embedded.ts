@@ -178,12 +178,18 @@ function run(
   });
 }
 
+/** True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone. */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true; // no /proc here: kill(0) is all we know
   }
 }
 
@@ -419,6 +425,7 @@ export async function startEmbeddedCluster(
   }
 
   const stop = async (): Promise<void> => {
+    const pm = readPostmasterPid(paths.clusterDir);
     const r = await run(
       bins.pgCtl,
       ['stop', '-D', paths.clusterDir, '-m', 'fast', '-w', '-t', '60'],
@@ -429,6 +436,8 @@ export async function startEmbeddedCluster(
     if (r.code !== 0 && readPostmasterPid(paths.clusterDir) !== null) {
       throw new EmbeddedDatabaseError(`pg_ctl stop failed (exit ${r.code}): ${r.output}`);
     }
+    // pg_ctl returns once postmaster.pid is gone, a moment before the process itself exits.
+    for (let i = 0; i < 100 && pm && isAlive(pm.pid); i++) await sleep(100);
   };
   const adopt = async (running: RunningCluster): Promise<EmbeddedCluster> => {
     await ensureDatabase(running.url.replace(/\/[^/]*$/, '/postgres'));
