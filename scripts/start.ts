@@ -13,8 +13,8 @@ import { portHolder, waitForOrphanedApps } from './port-holder';
  * `npm start`: the whole system on one machine in one command. With DATABASE_URL unset, the
  * embedded PostgreSQL cluster of DATA_DIR (started, or adopted when an earlier launcher was
  * killed), NATS from NATS_URL or a nats-server started for the session, then the three apps as
- * child processes (each applies pending migrations as it starts). SIGINT/SIGTERM stops everything in order:
- * the apps, then nats-server, then PostgreSQL.
+ * child processes (each applies pending migrations as it starts). SIGINT/SIGTERM stops
+ * everything in order: the apps, then nats-server, then PostgreSQL.
  */
 
 const ROOT = path.resolve(__dirname, '..', '..');
