@@ -2,25 +2,26 @@ import { ConfigError, loadConfig } from '@aigov/config';
 import {
   createDataSource,
   initializeDataSource,
-  openEmbeddedDatabase,
   revertLastMigrationLocked,
   runMigrationsLocked,
-  type EmbeddedDatabase,
+  startEmbeddedCluster,
+  type EmbeddedCluster,
 } from '@aigov/db';
 import type { DataSource } from 'typeorm';
 
 /**
  * npm run migration:run | migration:revert (new migrations are written by hand, in plain SQL)
- * Works on DATABASE_URL, or on the embedded database in DATA_DIR when it is unset.
+ * Works on DATABASE_URL, or on the embedded PostgreSQL of DATA_DIR when it is unset (started for
+ * the command and stopped after, unless it was running already).
  */
 const USAGE = 'usage: migrate.js run | revert';
 
 async function withDatabase<T>(fn: (ds: DataSource) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  let embedded: EmbeddedDatabase | null = null;
+  let embedded: EmbeddedCluster | null = null;
   let url = config.databaseUrl;
   if (url === null) {
-    embedded = await openEmbeddedDatabase(config.dataDir);
+    embedded = await startEmbeddedCluster(config.dataDir);
     url = embedded.url;
   }
   const ds = createDataSource({ url, poolSize: 1, applicationName: 'aigov-migrate' });
@@ -29,7 +30,7 @@ async function withDatabase<T>(fn: (ds: DataSource) => Promise<T>): Promise<T> {
     return await fn(ds);
   } finally {
     if (ds.isInitialized) await ds.destroy();
-    if (embedded) await embedded.stop();
+    if (embedded && !embedded.adopted) await embedded.stop();
   }
 }
 

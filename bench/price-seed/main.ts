@@ -1,5 +1,5 @@
 // `npm run bench:price-seed`: times the three ways of applying the price seed (single jsonb
-// statement, per-row loop, UNNEST arrays) against real PostgreSQL and the embedded PGlite, for the
+// statement, per-row loop, UNNEST arrays) against real PostgreSQL, for the
 // committed anthropic+openai seed and for a seed of every models.dev provider. It prints numbers
 // and never judges them; it exits non-zero only when the approaches disagree or something fails.
 import { randomBytes } from 'node:crypto';
@@ -10,7 +10,6 @@ import { parseArgs } from 'node:util';
 import {
   createDataSource,
   initializeDataSource,
-  openEmbeddedDatabase,
   redactUrl,
   runMigrationsLocked,
   type SeedApplyCounts,
@@ -21,12 +20,11 @@ import { buildSeed, formatSeed } from '../../apps/pricing-worker/src/generator/s
 import { APPROACHES, parseSeedRows, singleStatement, type Approach } from './approaches';
 
 const USAGE = [
-  'Usage: npm run bench:price-seed -- [--database-url <url>] [--fixture <api.json>] [--no-pglite]',
+  'Usage: npm run bench:price-seed -- [--database-url <url>] [--fixture <api.json>]',
   '  --database-url  PostgreSQL server to create a throw-away database on',
   '                  (default postgres://postgres@127.0.0.1:5432/postgres)',
   '  --fixture       models.dev api.json used for the all-provider seed',
   '                  (default test/fixtures/models-dev/api.json, a copy of the shared snapshot)',
-  '  --no-pglite     skip the embedded PGlite run',
 ].join('\n');
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -43,10 +41,9 @@ interface Seed {
   rows: number;
 }
 
-/** Measured runs per seed size (after the warm-up runs); PGlite is slower, so fewer. */
+/** Measured runs per seed size (after the warm-up runs). */
 type Iterations = Record<SeedSize, number>;
 const POSTGRES_ITERATIONS: Iterations = { small: 15, large: 7 };
-const PGLITE_ITERATIONS: Iterations = { small: 5, large: 3 };
 
 interface Measurement {
   database: string;
@@ -66,7 +63,6 @@ class CorrectnessError extends Error {
 interface CliOptions {
   databaseUrl: string;
   fixture?: string;
-  pglite: boolean;
   help: boolean;
 }
 
@@ -80,8 +76,6 @@ function parseCli(argv: string[]): CliOptions {
       options: {
         'database-url': { type: 'string' },
         fixture: { type: 'string' },
-        // Node 20's parseArgs has no --no-<flag> negation, so the negative flag is its own option.
-        'no-pglite': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -94,7 +88,6 @@ function parseCli(argv: string[]): CliOptions {
   return {
     databaseUrl: values['database-url'] ?? DEFAULT_DATABASE_URL,
     fixture: values.fixture,
-    pglite: !values['no-pglite'],
     help: values.help,
   };
 }
@@ -130,8 +123,8 @@ async function loadSeeds(repoRoot: string, fixture: string): Promise<Seed[]> {
 }
 
 /**
- * Fingerprint of what the seed left in the table. COLLATE "C" because PostgreSQL and PGlite may
- * have different default collations and the fingerprints are compared across both.
+ * Fingerprint of what the seed left in the table. COLLATE "C" so that it does not depend on the
+ * server's default collation.
  */
 const CONTENTS_SQL = `
 SELECT count(*)::int AS n,
@@ -295,21 +288,6 @@ async function benchPostgres(
   }
 }
 
-async function benchPglite(seeds: Seed[], reference: Map<string, string>): Promise<Measurement[]> {
-  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'aigov-bench-pglite-'));
-  try {
-    log(`starting PGlite in ${dir}`);
-    const embedded = await openEmbeddedDatabase(dir);
-    try {
-      return await benchUrl(embedded.url, 'PGlite', seeds, PGLITE_ITERATIONS, reference);
-    } finally {
-      await cleanup('stopping PGlite', () => embedded.stop());
-    }
-  } finally {
-    await cleanup(`removing ${dir}`, () => fs.promises.rm(dir, { recursive: true, force: true }));
-  }
-}
-
 function median(samples: bigint[]): bigint {
   if (samples.length === 0) throw new Error('no samples');
   const sorted = [...samples].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -447,11 +425,9 @@ async function main(): Promise<void> {
     ? path.resolve(options.fixture)
     : path.resolve(repoRoot, 'test', 'fixtures', 'models-dev', 'api.json');
   const seeds = await loadSeeds(repoRoot, fixture);
-  // Seed label -> fingerprint of the table it produced; shared so PGlite must match PostgreSQL.
+  // Seed label -> fingerprint of the table it produced; every approach must match it.
   const reference = new Map<string, string>();
   const measurements = await benchPostgres(options.databaseUrl, seeds, reference);
-  if (options.pglite) measurements.push(...(await benchPglite(seeds, reference)));
-  else log('PGlite skipped (--no-pglite)');
   process.stdout.write(report(measurements, seeds));
 }
 

@@ -92,7 +92,8 @@ export interface ExitInfo {
 
 /**
  * A compiled entry point running as a child process in a process group of its own, so that
- * `kill()` also reaches whatever it started (pglite-server, the launcher's apps).
+ * `kill()` also reaches whatever it started in that group (the launcher's apps; not PostgreSQL or
+ * nats-server, which run in sessions of their own).
  */
 export class NodeProcess {
   readonly child: ChildProcess;
@@ -264,31 +265,53 @@ export function appEnv(overrides: Record<string, string | undefined>): Record<st
   };
 }
 
-export interface EmbeddedLock {
-  ownerPid: number;
-  hostPid: number | null;
-  port: number | null;
-}
-
-export const LOCK_FILE = 'embedded-postgres.lock';
-
-export function readLock(dataDir: string): EmbeddedLock | null {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dataDir, LOCK_FILE), 'utf8')) as EmbeddedLock;
-  } catch {
-    return null;
-  }
-}
-
-export function embeddedUrl(port: number): string {
-  return `postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`;
-}
-
+/** True while `pid` runs; a zombie (exited, not yet reaped) counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The local addresses of every TCP socket that `pid` listens on (Linux /proc), e.g.
+ * `127.0.0.1:5432` or `[::]:8080`.
+ */
+export function listeningAddresses(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const out: string[] = [];
+  for (const [table, v6] of [
+    ['/proc/net/tcp', false],
+    ['/proc/net/tcp6', true],
+  ] as const) {
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length <= 9 || cols[3] !== '0A' || !inodes.has(cols[9])) continue;
+      const [hexIp, hexPort] = cols[1].split(':');
+      const port = parseInt(hexPort, 16);
+      if (!v6) {
+        // Little-endian bytes: 0100007F is 127.0.0.1.
+        const ip = (hexIp.match(/../g) ?? []).map((b) => parseInt(b, 16)).reverse();
+        out.push(`${ip.join('.')}:${port}`);
+      } else {
+        out.push(`[${hexIp === '00000000000000000000000000000000' ? '::' : hexIp}]:${port}`);
+      }
+    }
+  }
+  return out;
 }

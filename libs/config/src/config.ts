@@ -6,7 +6,7 @@ export type UnpricedUsage = 'allow' | 'block';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface AppConfig {
-  /** Null: use the embedded PostgreSQL (PGlite) in dataDir. */
+  /** Null: use the embedded PostgreSQL cluster in dataDir/postgres (started by `npm start`). */
   databaseUrl: string | null;
   dataDir: string;
   /** Connections per app pool. */

@@ -46,28 +46,10 @@ export async function initializeDataSource(ds: DataSource, label = 'the database
       { cause: err },
     );
   }
-  // PGlite (the embedded database, whoever hosts it) answers for all connections from one session.
-  const [{ version }] = await ds.query<{ version: string }[]>('SELECT version()');
-  if (version.includes('PGlite')) disablePreparedStatements(ds);
   return ds;
 }
 
 /** Hides a password in a connection string for logs and errors. */
 export function redactUrl(url: string): string {
   return redactCredentials(url);
-}
-
-/**
- * DataSources whose server cannot keep prepared statements apart per connection: PGlite serves
- * every client connection from one backend session, so a statement name prepared on one
- * connection collides on the next ("prepared statement already exists").
- */
-const withoutPreparedStatements = new WeakSet<DataSource>();
-
-export function disablePreparedStatements(ds: DataSource): void {
-  withoutPreparedStatements.add(ds);
-}
-
-export function preparedStatementsAllowed(ds: DataSource): boolean {
-  return !withoutPreparedStatements.has(ds);
 }

@@ -11,12 +11,12 @@ import { Readiness } from '@aigov/observability';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { createDataSource, initializeDataSource } from './data-source';
-import { openEmbeddedDatabase, type EmbeddedDatabase } from './embedded';
+import { embeddedDatabaseUrl } from './embedded';
 import { pendingMigrations, runMigrationsLocked } from './migrate';
 import { closeStatementPool, createStatementPool, splitPoolBudget, useStatementPool } from './pool';
 
 export interface DatabaseModuleOptions {
-  /** Null: the embedded PGlite in dataDir. */
+  /** Null: the embedded PostgreSQL running in dataDir (started by `npm start`). */
   databaseUrl: string | null;
   dataDir: string;
   poolSize: number;
@@ -26,14 +26,12 @@ export interface DatabaseModuleOptions {
   migrate: boolean;
 }
 
-export const EMBEDDED_DATABASE = Symbol('EMBEDDED_DATABASE');
 /** The `pg` Pool for single statements outside transactions (see pool.ts), beside the DataSource. */
 export const STATEMENT_POOL = Symbol('STATEMENT_POOL');
 
 interface DatabaseHandle {
   ds: DataSource;
   pool: Pool;
-  embedded: EmbeddedDatabase | null;
 }
 
 /**
@@ -41,12 +39,9 @@ interface DatabaseHandle {
  * reached makes Nest's bootstrap reject with a clear error; nothing retries silently.
  */
 async function openDatabase(opts: DatabaseModuleOptions): Promise<DatabaseHandle> {
-  let embedded: EmbeddedDatabase | null = null;
-  let url = opts.databaseUrl;
-  if (url === null) {
-    embedded = await openEmbeddedDatabase(opts.dataDir, { log: opts.log });
-    url = embedded.url;
-  }
+  // An app on its own connects to the cluster `npm start` runs; it never starts one itself, so
+  // the server's lifetime has one owner (docs/decisions/embedded-database.md).
+  const url = opts.databaseUrl ?? (await embeddedDatabaseUrl(opts.dataDir));
   // DATABASE_POOL_SIZE is shared by the two pools (pool.ts says how).
   const budget = splitPoolBudget(opts.poolSize);
   const ds = createDataSource({ url, poolSize: budget.transactions, applicationName: opts.applicationName });
@@ -57,7 +52,7 @@ async function openDatabase(opts: DatabaseModuleOptions): Promise<DatabaseHandle
     onError: (err) => opts.log(`idle database connection lost: ${err.message}`),
   });
   try {
-    await initializeDataSource(ds, embedded ? 'the embedded database' : 'DATABASE_URL');
+    await initializeDataSource(ds, opts.databaseUrl === null ? 'the embedded database' : 'DATABASE_URL');
     if (opts.migrate) {
       const applied = await runMigrationsLocked(ds);
       if (applied.length > 0) opts.log(`applied migrations: ${applied.join(', ')}`);
@@ -65,11 +60,10 @@ async function openDatabase(opts: DatabaseModuleOptions): Promise<DatabaseHandle
   } catch (err) {
     await closeStatementPool(pool);
     if (ds.isInitialized) await ds.destroy();
-    if (embedded) await embedded.stop();
     throw err;
   }
   useStatementPool(ds, pool);
-  return { ds, pool, embedded };
+  return { ds, pool };
 }
 
 @Injectable()
@@ -77,7 +71,6 @@ class DatabaseLifecycle implements OnApplicationShutdown {
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
     @Inject(STATEMENT_POOL) private readonly pool: Pool,
-    @Inject(EMBEDDED_DATABASE) private readonly embedded: EmbeddedDatabase | null,
     @Optional() @Inject(Readiness) readiness: Readiness | null,
   ) {
     readiness?.register('database', () => databaseReadiness(ds));
@@ -86,7 +79,6 @@ class DatabaseLifecycle implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await closeStatementPool(this.pool);
     if (this.ds.isInitialized) await this.ds.destroy();
-    if (this.embedded) await this.embedded.stop();
   }
 }
 
@@ -101,14 +93,9 @@ export class DatabaseModule {
         { provide: HANDLE, useFactory: () => openDatabase(opts) },
         { provide: DataSource, useFactory: (h: DatabaseHandle) => h.ds, inject: [HANDLE] },
         { provide: STATEMENT_POOL, useFactory: (h: DatabaseHandle) => h.pool, inject: [HANDLE] },
-        {
-          provide: EMBEDDED_DATABASE,
-          useFactory: (h: DatabaseHandle) => h.embedded,
-          inject: [HANDLE],
-        },
         DatabaseLifecycle,
       ],
-      exports: [DataSource, STATEMENT_POOL, EMBEDDED_DATABASE],
+      exports: [DataSource, STATEMENT_POOL],
     };
   }
 }

@@ -1,5 +1,5 @@
 // The only home of TypeORM. Guarantees: one DataSource per process for DATABASE_URL or the
-// embedded PGlite host (exactly one hosting process per DATA_DIR), migrations applied under an
+// embedded PostgreSQL cluster of DATA_DIR (started by `npm start`), migrations applied under an
 // advisory lock, and repositories whose statements are plain SQL in one visible place.
 export * from './data-source';
 export * from './database.module';
