@@ -60,7 +60,7 @@ export class ApiHarness {
       port: 0,
       logger,
       metrics,
-      nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.budgetApi } : null,
+      nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.budgetApi } : null,
       configure: configureHttp,
     });
     const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
