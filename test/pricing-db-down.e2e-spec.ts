@@ -1,86 +1,15 @@
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { loadConfig } from '@aigov/config';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
-import { startNatsServer, type TestNatsServer } from '@aigov/testing';
+import {
+  startNatsServer,
+  startPrivatePostgres,
+  type PrivatePostgres,
+  type TestNatsServer,
+} from '@aigov/testing';
 import { ApiHarness, World, type Person } from './helpers/api';
 import { PricingWorkerModule } from '../apps/pricing-worker/src/pricing-worker.module';
-
-const PG_BIN = '/usr/lib/postgresql/15/bin';
-
-/** A PostgreSQL of this test's own, so that stopping it disturbs nothing else on the machine. */
-class PrivatePostgres {
-  private constructor(
-    readonly dir: string,
-    readonly port: number,
-  ) {}
-
-  static async create(): Promise<PrivatePostgres> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-pg-down-'));
-    fs.chmodSync(dir, 0o777);
-    const data = path.join(dir, 'data');
-    const port = await new Promise<number>((resolve) => {
-      const srv = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    // initdb refuses to run as root: the cluster belongs to the postgres user.
-    execFileSync(
-      'runuser',
-      ['-u', 'postgres', '--', `${PG_BIN}/initdb`, '-D', data, '-A', 'trust', '-U', 'postgres'],
-      {
-        stdio: 'ignore',
-      },
-    );
-    const pg = new PrivatePostgres(dir, port);
-    pg.start();
-    return pg;
-  }
-
-  get url(): string {
-    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
-  }
-
-  private ctl(...args: string[]): void {
-    execFileSync(
-      'runuser',
-      ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', path.join(this.dir, 'data'), ...args],
-      {
-        stdio: 'ignore',
-      },
-    );
-  }
-
-  start(): void {
-    this.ctl(
-      '-o',
-      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`,
-      '-l',
-      path.join(this.dir, 'log'),
-      '-w',
-      'start',
-    );
-  }
-
-  stop(): void {
-    this.ctl('-m', 'fast', '-w', 'stop');
-  }
-
-  destroy(): void {
-    try {
-      this.stop();
-    } catch {
-      // already stopped
-    }
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 describe('pricing.sync while the price book database is down (private PostgreSQL and nats-server)', () => {
   let pg: PrivatePostgres;
@@ -91,7 +20,7 @@ describe('pricing.sync while the price book database is down (private PostgreSQL
   let nc: NatsConnection;
 
   beforeAll(async () => {
-    [pg, nats] = await Promise.all([PrivatePostgres.create(), startNatsServer()]);
+    [pg, nats] = await Promise.all([startPrivatePostgres(), startNatsServer()]);
     const config = loadConfig({ DATABASE_URL: pg.url, NATS_URL: nats.url, DATABASE_POOL_SIZE: '2' });
     const logger = createLogger('pricing-worker', 'silent');
     const metrics = new Metrics('pricing-worker');

@@ -11,6 +11,7 @@ import {
   type PriceSyncResult,
   type ReplyEnvelope,
 } from '@aigov/contracts';
+import { isDatabaseUnavailableError } from '@aigov/db';
 import { isDomainError } from '@aigov/errors';
 import { APP_LOGGER, acceptOrGenerateRequestId, withCorrelation, type Logger } from '@aigov/observability';
 import { PRICING_OPTIONS, type PricingOptions } from './pricing.options';
@@ -43,7 +44,8 @@ export class PricingHandlers {
           this.logger.warn({ code: err.code, err }, 'price sync failed');
           return errorReply(err.code, err.message);
         }
-        if (isDatabaseUnreachable(err)) {
+        // Down, restarting or unreachable: a caller retries later, so not `internal`.
+        if (isDatabaseUnavailableError(err)) {
           this.logger.warn({ err: { message: (err as Error).message } }, 'price sync: database unavailable');
           return errorReply('unavailable', 'The price book database is unavailable; try again later.');
         }
@@ -52,46 +54,4 @@ export class PricingHandlers {
       }
     });
   }
-}
-
-/** SQLSTATE classes and codes that mean "the database is not there right now", not a bug. */
-const UNAVAILABLE_SQLSTATES = new Set([
-  '57P01',
-  '57P02',
-  '57P03',
-  '53300',
-  '08000',
-  '08001',
-  '08003',
-  '08004',
-  '08006',
-]);
-const UNAVAILABLE_NODE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-  'EPIPE',
-]);
-
-/**
- * A failure to reach PostgreSQL (down, restarting, refusing connections, pool timeout), looked
- * for through TypeORM's wrapper (`driverError`) and Error causes. Such a sync is retried later,
- * so it answers `unavailable`, not `internal`.
- */
-export function isDatabaseUnreachable(err: unknown): boolean {
-  for (let e = err as Record<string, unknown> | undefined, depth = 0; e && depth < 5; depth++) {
-    const code = typeof e.code === 'string' ? e.code : undefined;
-    if (code && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
-    const message = typeof e.message === 'string' ? e.message : '';
-    if (
-      /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
-        message,
-      )
-    )
-      return true;
-    e = (e.driverError ?? e.cause) as Record<string, unknown> | undefined;
-  }
-  return false;
 }
