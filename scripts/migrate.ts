@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { ConfigError, loadConfig } from '@aigov/config';
 import {
   createDataSource,
@@ -7,16 +5,15 @@ import {
   openEmbeddedDatabase,
   revertLastMigrationLocked,
   runMigrationsLocked,
-  schemaDrift,
   type EmbeddedDatabase,
 } from '@aigov/db';
 import type { DataSource } from 'typeorm';
 
 /**
- * npm run migration:run | migration:revert | migration:generate -- <Name>
+ * npm run migration:run | migration:revert (new migrations are written by hand, in plain SQL)
  * Works on DATABASE_URL, or on the embedded database in DATA_DIR when it is unset.
  */
-const USAGE = 'usage: migrate.js run | revert | generate <Name> | drift';
+const USAGE = 'usage: migrate.js run | revert';
 
 async function withDatabase<T>(fn: (ds: DataSource) => Promise<T>): Promise<T> {
   const config = loadConfig();
@@ -36,27 +33,8 @@ async function withDatabase<T>(fn: (ds: DataSource) => Promise<T>): Promise<T> {
   }
 }
 
-function migrationSource(className: string, timestamp: number, up: string[], down: string[]): string {
-  const body = (qs: string[]) =>
-    qs.map((q) => `    await q.query(\`${q.replace(/`/g, '\\`')}\`);`).join('\n');
-  return `import type { MigrationInterface, QueryRunner } from 'typeorm';
-
-export class ${className}${timestamp} implements MigrationInterface {
-  name = '${className}${timestamp}';
-
-  async up(q: QueryRunner): Promise<void> {
-${body(up)}
-  }
-
-  async down(q: QueryRunner): Promise<void> {
-${body(down)}
-  }
-}
-`;
-}
-
 async function main(argv: string[]): Promise<number> {
-  const [command, name] = argv;
+  const [command] = argv;
   switch (command) {
     case 'run': {
       const applied = await withDatabase(runMigrationsLocked);
@@ -66,46 +44,6 @@ async function main(argv: string[]): Promise<number> {
     case 'revert': {
       const reverted = await withDatabase(revertLastMigrationLocked);
       console.log(reverted ? `reverted: ${reverted}` : 'nothing to revert');
-      return 0;
-    }
-    case 'drift': {
-      const drift = await withDatabase(async (ds) => {
-        await runMigrationsLocked(ds);
-        return schemaDrift(ds);
-      });
-      if (drift.length === 0) {
-        console.log("no drift: migrations produce exactly the entities' schema");
-        return 0;
-      }
-      console.error(`drift: the entities need\n${drift.join(';\n')}`);
-      return 1;
-    }
-    case 'generate': {
-      if (!name || !/^[A-Z][A-Za-z0-9]*$/.test(name)) {
-        console.error('generate needs a PascalCase name: npm run migration:generate -- AddThing');
-        return 2;
-      }
-      const sql = await withDatabase(async (ds) => {
-        await runMigrationsLocked(ds);
-        return ds.driver.createSchemaBuilder().log();
-      });
-      if (sql.upQueries.length === 0) {
-        console.log('no changes: nothing to generate');
-        return 0;
-      }
-      const ts = Date.now();
-      const kebab = name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
-      const file = path.resolve(__dirname, '..', '..', 'migrations', `${ts}-${kebab}.ts`);
-      fs.writeFileSync(
-        file,
-        migrationSource(
-          name,
-          ts,
-          sql.upQueries.map((q) => q.query),
-          sql.downQueries.map((q) => q.query).reverse(),
-        ),
-      );
-      console.log(`wrote ${file}`);
       return 0;
     }
     default:

@@ -1,6 +1,6 @@
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
-// Malformed bodies, parameters and query strings across the routes (CONTRACT section 2): each is
+// Malformed bodies, parameters and query strings across the routes (docs/api.md): each is
 // a 400 naming the offending field in `validations`, with the error body of section 2 and a
 // request id equal to the X-Request-Id header; never a 500. The caller is an owner, so that
 // authorization passes and validation is what is tested.
@@ -68,7 +68,7 @@ const deepArray = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
 const deepObject = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
 
 const CASES: Record<string, Case> = {
-  // group budget PUT (CONTRACT 2.2 and the strict numbers of 2)
+  // group budget PUT (docs/api.md: strict numbers)
   'budget: unknown field': {
     method: 'PUT',
     path: BUDGET,
@@ -173,7 +173,7 @@ const CASES: Record<string, Case> = {
     fields: ['group'],
   },
 
-  // user budget override PUT (CONTRACT 2.3)
+  // user budget override PUT (docs/api.md)
   'override: bad uuid for group_id': {
     method: 'PUT',
     path: OVERRIDE,
@@ -206,7 +206,7 @@ const CASES: Record<string, Case> = {
   },
   'override: JSON array body': { method: 'PUT', path: OVERRIDE, raw: '[]', fields: ['body'] },
 
-  // POST /users (CONTRACT 1.1 username and email rules, 2.1)
+  // POST /users (docs/api.md: username and email rules)
   'users: uppercase username': {
     method: 'POST',
     path: USERS,
@@ -558,7 +558,7 @@ const CASES: Record<string, Case> = {
     fields: ['group'],
   },
 
-  // PUT /ai/model-prices/{provider}/{model} (CONTRACT 2.4)
+  // PUT /ai/model-prices/{provider}/{model} (docs/api.md)
   'price: all four null': {
     method: 'PUT',
     path: PRICE,
@@ -687,7 +687,7 @@ const CASES: Record<string, Case> = {
     fields: ['url'],
   },
 
-  // list query parameters (CONTRACT 2: limit 1..1000, offset >= 0, anything else is 400)
+  // list query parameters (docs/api.md: limit 1..1000, offset >= 0, anything else is 400)
   'list: limit=0': { method: 'GET', path: `${PRICES}?limit=0`, fields: ['limit'] },
   'list: limit=1001': { method: 'GET', path: `${PRICES}?limit=1001`, fields: ['limit'] },
   'list: limit=abc': { method: 'GET', path: `${PRICES}?limit=abc`, fields: ['limit'] },
@@ -793,7 +793,7 @@ describe('bad input over HTTP (real PostgreSQL)', () => {
 
   const nextRequestId = () => `bad-input-${process.pid}-${++seq}`;
 
-  /** Asserts the error body of CONTRACT section 2 and that it is not a 500. */
+  /** Asserts the error body of docs/api.md and that it is not a 500. */
   function expectErrorBody(res: ApiResponse, requestId: string): ErrorBody {
     expect(res.status).not.toBe(500);
     expect(res.headers.get('x-request-id')).toBe(requestId);

@@ -19,7 +19,7 @@ import {
 } from './helpers/identity-sql';
 
 // A populated database survives pg_dump and a restore into an empty database with no error, the
-// same rows in every table and working triggers (CONTRACT 1.1, 1.4: the membership invariant is
+// same rows in every table and working triggers (the membership invariant is
 // enforced by triggers, not by a CHECK over other tables, so that dump/restore ordering works).
 
 const run = promisify(execFile);

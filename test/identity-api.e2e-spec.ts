@@ -1,6 +1,6 @@
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
-// Organizations, organization members and groups over HTTP (CONTRACT 2.1, 3, 1.5) on real PostgreSQL.
+// Organizations, organization members and groups over HTTP (docs/api.md) on real PostgreSQL.
 
 interface ErrorBody {
   message: string;

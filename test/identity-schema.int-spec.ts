@@ -18,7 +18,7 @@ import {
   type RaceOutcome,
 } from './helpers/identity-sql';
 
-// Database behaviour of the identity schema (CONTRACT 1.1, 1.3, 1.5), on real PostgreSQL.
+// Database behaviour of the identity schema (migrations/), on real PostgreSQL.
 
 describe('identity schema', () => {
   let db: TestDatabase;

@@ -14,7 +14,7 @@ import {
   type RaceKind,
 } from './helpers/override-race';
 
-// CONTRACT 1.4, membership invariant under concurrent writers: an override upsert racing the
+// The override membership invariant under concurrent writers: an override upsert racing the
 // removal of the membership it needs (group membership, Everyone membership, leaving the
 // organization) never leaves an override for a non-member. Real PostgreSQL, READ COMMITTED.
 

@@ -1,6 +1,6 @@
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
-// User budget overrides over HTTP (CONTRACT 1.4, 1.5, 2, 2.3, 3) on real PostgreSQL.
+// User budget overrides over HTTP (docs/api.md) on real PostgreSQL.
 
 const MAX = 1_000_000_000_000;
 const MISSING_UUID = '00000000-0000-4000-8000-000000000000';
@@ -355,7 +355,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
     });
   });
 
-  describe('order of checks (CONTRACT 2.3)', () => {
+  describe('order of checks (docs/api.md)', () => {
     beforeEach(clearAlice);
 
     it('an unknown user with an invalid body is 404, not 400', async () => {
@@ -400,7 +400,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
     });
   });
 
-  describe('roles (CONTRACT 3)', () => {
+  describe('roles (docs/permissions.md)', () => {
     beforeEach(clearAlice);
 
     it('organization-level readers see an override only when its group is in their organization', async () => {
@@ -513,7 +513,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
     });
   });
 
-  describe('cascades (CONTRACT 1.4): one audit entry each, by system:database, with the request id', () => {
+  describe('cascades: one audit entry each, by system:database, with the request id', () => {
     /** The override entries written by the request with this id. */
     const cascadeEntries = (requestId: string) => overrideAudit('request_id', requestId);
 
@@ -667,7 +667,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
     });
   });
 
-  describe('audit for API writes (CONTRACT 1.5)', () => {
+  describe('audit for API writes (docs/api.md)', () => {
     it('create, write (same group), write (reassignment) and delete, each one entry by the caller', async () => {
       const u = await memberOfA('audited', [eng, sales]);
       const ids = [rid(), rid(), rid(), rid()];

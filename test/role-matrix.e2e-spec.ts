@@ -1,6 +1,6 @@
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
-// CONTRACT section 3 as a table: every actor against every operation on group G of organization
+// docs/permissions.md as a table: every actor against every operation on group G of organization
 // A, with the expected status of each cell written out. 404 when the actor cannot see the
 // resource, 403 when it can see it but may not do this to it, 401 without a token.
 
@@ -77,7 +77,7 @@ const PRICE_BODY = {
   cache_write_price: 0,
 };
 
-describe('role matrix (CONTRACT section 3) over HTTP (real PostgreSQL)', () => {
+describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => {
   let api: ApiHarness;
   let orgA: string;
   let groupG: string;

@@ -1,5 +1,5 @@
 // The three ways of applying a price seed as `default` rows that the design note compares
-// (CONTRACT.md sections 1.2 and 5). Only the first one is production code; the other two exist
+// (docs/decisions/price-seed-single-statement.md). Only the first is production code; the others exist
 // here so the choice rests on measured numbers rather than on the note's reasoning alone.
 import { PriceBookRepository, type SeedApplyCounts } from '@aigov/db';
 import type { QueryRunner } from 'typeorm';

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { loadConfig } from '@aigov/config';
+import { QUEUE_GROUPS } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
 import { closePool, createTestDatabase, type TestDatabase } from '@aigov/testing';
 import { Pool } from 'pg';
@@ -34,15 +35,23 @@ export class ApiHarness {
     readonly pg: Pool,
   ) {}
 
-  static async start(env: Record<string, string> = {}): Promise<ApiHarness> {
-    const db = await createTestDatabase();
+  /** `db`: a database of the caller's own (e.g. on a private server); default: a fresh clone. */
+  static async start(
+    env: Record<string, string> = {},
+    database?: TestDatabase,
+    /** Receives every log line (at debug level); by default nothing is logged. */
+    logLine?: (line: string) => void,
+  ): Promise<ApiHarness> {
+    const db = database ?? (await createTestDatabase());
     const config = loadConfig({
       DATABASE_URL: db.url,
       NATS_ENABLED: 'false',
       DATABASE_POOL_SIZE: '4',
       ...env,
     });
-    const logger = createLogger('budget-api', 'silent');
+    const logger = logLine
+      ? createLogger('budget-api', 'debug', { write: (line: string) => logLine(line) })
+      : createLogger('budget-api', 'silent');
     const metrics = new Metrics('budget-api');
     const readiness = new Readiness();
     const app = await startApp({
@@ -51,16 +60,14 @@ export class ApiHarness {
       port: 0,
       logger,
       metrics,
-      nats: null,
+      nats: config.natsEnabled ? { servers: config.natsUrl, queue: QUEUE_GROUPS.budgetApi } : null,
       configure: configureHttp,
     });
     const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
-    return new ApiHarness(
-      app,
-      `http://127.0.0.1:${port}`,
-      db,
-      new Pool({ connectionString: db.url, max: 2 }),
-    );
+    const pg = new Pool({ connectionString: db.url, max: 2 });
+    // A fault test stops the database under the pool: idle connections then report errors.
+    pg.on('error', () => undefined);
+    return new ApiHarness(app, `http://127.0.0.1:${port}`, db, pg);
   }
 
   async close(): Promise<void> {

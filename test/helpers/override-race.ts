@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DatabaseError, type Pool, type PoolClient } from 'pg';
 import { insertRaceWorld, isCheckViolation, uniqueName, type Queryable } from './identity-sql';
 
-// The race between an override upsert (CONTRACT 1.4) and the removal of the membership it needs.
+// The race between an override upsert (docs/decisions) and the removal of the membership it needs.
 
 /**
  * - `group`: the override is on a normal group; the removal deletes the group_members row.

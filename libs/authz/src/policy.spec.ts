@@ -24,7 +24,7 @@ function user(
 const groupA = { organizationIds: [ORG_A], groupId: GROUP_A };
 const everyoneA = { organizationIds: [ORG_A], groupId: ORG_A };
 
-describe('can (CONTRACT section 3)', () => {
+describe('can (docs/permissions.md)', () => {
   it.each<[string, UserActor, Action, object, boolean]>([
     ['owner reads any group', user({ site: ['owner'] }), 'group.read', groupA, true],
     ['auditor reads any group', user({ site: ['auditor'] }), 'group.read', groupA, true],

@@ -3,7 +3,7 @@ import type { OrgRole, SiteRole } from '@aigov/db';
 import type { Actor } from './actor';
 
 /**
- * CONTRACT section 3 as data. A rule grants an action to: site roles; organization roles in an
+ * docs/permissions.md as data. A rule grants an action to: site roles; organization roles in an
  * organization the subject belongs to; members of the subject group (or of the subject
  * organization); the subject user themself; every authenticated user; named system actors.
  * Nothing is granted by default and no actor is granted everything.

@@ -23,7 +23,7 @@ import {
   type World,
 } from './stores.int-spec-helpers';
 
-// Every public store method, called on a real migrated database by an actor CONTRACT section 3
+// Every public store method, called on a real migrated database by an actor docs/permissions.md
 // permits and by one it forbids. The enumeration test keeps the table complete: a new store, or a
 // new method of one, fails until its allow and deny cases are in CASES.
 
@@ -89,7 +89,7 @@ const KNOWN_STORES = [
 
 /**
  * How a forbidden call ends: `not_found` when the actor cannot read the resource, `forbidden`
- * when it can read but not change it (CONTRACT section 3), `hidden` for the list methods that
+ * when it can read but not change it (docs/permissions.md), `hidden` for the list methods that
  * filter rather than refuse (the call succeeds and shows nothing the actor may not read).
  */
 type Refusal = 'forbidden' | 'not_found' | 'hidden';
@@ -1253,7 +1253,7 @@ function storeSurface(stores: Stores): { classes: string[]; methods: string[]; a
   return { classes, methods, all };
 }
 
-describe('stores (CONTRACT section 3) on a real database', () => {
+describe('stores (docs/permissions.md) on a real database', () => {
   let db: TestDatabase;
   let ds: DataSource;
   let stores: Stores;

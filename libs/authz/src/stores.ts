@@ -24,6 +24,7 @@ import {
   type SiteRole,
   type User,
   type UserOverride,
+  isRetryableTransactionError,
   q,
 } from '@aigov/db';
 import { moneyDiff } from '@aigov/contracts';
@@ -68,6 +69,14 @@ class AuditTrail {
       requestId: this.requestId,
     });
   }
+}
+
+/**
+ * Changes of one group (name, members) serialize on its row: two concurrent PATCHes end as if
+ * one ran after the other, and their membership rows are never locked in crossing order.
+ */
+async function lockForChange(identity: IdentityRepository, g: Group): Promise<void> {
+  if (!(await identity.lockGroup(g.id))) throw notFound('Group')();
 }
 
 export class GroupStore {
@@ -133,6 +142,7 @@ export class GroupStore {
     patch: { name?: string; displayName?: string | null },
   ): Promise<Group> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    await lockForChange(this.identity, g);
     const updated = await this.identity.updateGroup(g.id, patch);
     if (!updated) throw notFound('Group')();
     return updated;
@@ -140,11 +150,13 @@ export class GroupStore {
 
   async addGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    await lockForChange(this.identity, g);
     return this.identity.addGroupMembers(g.id, userIds);
   }
 
   async removeGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
+    await lockForChange(this.identity, g);
     return this.identity.removeGroupMembers(g.id, userIds);
   }
 
@@ -564,7 +576,7 @@ export class OrganizationStore {
 }
 
 /**
- * User budget overrides (CONTRACT 2.3, 3): read by whoever may read the user; written only with
+ * User budget overrides (docs/permissions.md): read by whoever may read the user; written only with
  * site-wide user update AND group update on the attributed group (on a reassignment, on both).
  */
 export class OverrideStore {
@@ -692,13 +704,28 @@ export class Stores {
 
   /**
    * Runs `fn` in one transaction; the request id is handed to the database (set_config) so
-   * that entries written by triggers can carry it.
+   * that entries written by triggers can carry it. A deadlock or serialization failure rolls
+   * the whole attempt back and runs it again (a bounded number of times, with a short jittered
+   * pause); one that outlives the retries surfaces as the driver error, which the transports
+   * map to "unavailable, retry later".
    */
   async transaction<T>(requestId: string | null, fn: (tx: Stores) => Promise<T>): Promise<T> {
     const ds = this.db instanceof DataSource ? this.db : this.db.connection;
-    return ds.transaction(async (em) => {
-      if (requestId) await em.query(`SELECT set_config('aigov.request_id', $1, true)`, [requestId]);
-      return fn(new Stores(em, requestId));
-    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ds.transaction(async (em) => {
+          if (requestId) await em.query(`SELECT set_config('aigov.request_id', $1, true)`, [requestId]);
+          return fn(new Stores(em, requestId));
+        });
+      } catch (err) {
+        if (attempt >= TRANSACTION_ATTEMPTS || !isRetryableTransactionError(err)) throw err;
+        await sleep(Math.random() * 10 * attempt);
+      }
+    }
   }
 }
+
+/** Attempts of one transaction that keeps losing deadlock/serialization races. */
+export const TRANSACTION_ATTEMPTS = 5;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from './config';
 
 describe('loadConfig', () => {
-  it('gives the contract defaults for an empty environment', () => {
+  it('gives the documented defaults for an empty environment', () => {
     const c = loadConfig({});
     expect(c.databaseUrl).toBeNull();
     expect(c.natsUrl).toBe('nats://127.0.0.1:4222');

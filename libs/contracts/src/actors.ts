@@ -1,5 +1,5 @@
 /**
- * Named, least-privilege system actors (CONTRACT section 0). There is no all-powerful one.
+ * Named, least-privilege system actors (docs/permissions.md). There is no all-powerful one.
  * User actors arrive with the API's authorization layer.
  */
 export const SYSTEM_ACTORS = [

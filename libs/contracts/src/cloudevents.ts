@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-/** CloudEvents 1.0, structured JSON mode (CONTRACT 4): `type` equals the subject; `id` is unique. */
+/** CloudEvents 1.0, structured JSON mode (docs/nats.md): `type` equals the subject; `id` is unique. */
 export interface CloudEvent<T> {
   specversion: '1.0';
   id: string;

@@ -2,7 +2,7 @@ import type { Deserializer, IncomingRequest, IncomingEvent, Serializer } from '@
 import { randomUUID } from 'node:crypto';
 
 /**
- * Plain JSON on the wire (CONTRACT 4): Nest's NATS transport normally wraps messages in its own
+ * Plain JSON on the wire (docs/nats.md): Nest's NATS transport normally wraps messages in its own
  * `{pattern, data, id}` envelope; these codecs make it speak bare JSON so any NATS client works.
  */
 

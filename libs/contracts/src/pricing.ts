@@ -1,4 +1,4 @@
-/** `pricing.sync` request and reply data, `pricing.updated` event data (CONTRACT 4.2). */
+/** `pricing.sync` request and reply data, `pricing.updated` event data (docs/nats.md). */
 export const PRICE_SYNC_SOURCES = ['embedded', 'upstream'] as const;
 export type PriceSyncSource = (typeof PRICE_SYNC_SOURCES)[number];
 

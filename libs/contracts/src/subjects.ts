@@ -1,4 +1,4 @@
-/** NATS subjects of CONTRACT section 4. */
+/** NATS subjects of docs/nats.md. */
 export const SUBJECTS = {
   pricingSync: 'pricing.sync',
   pricingUpdated: 'pricing.updated',

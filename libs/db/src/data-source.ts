@@ -1,32 +1,6 @@
 import * as path from 'node:path';
 import { redactCredentials } from '@aigov/config';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
-import { AiModelPriceEntity } from './entities/ai-model-price.entity';
-import {
-  ApiKeyEntity,
-  AuditLogEntity,
-  GroupAiBudgetEntity,
-  GroupEntity,
-  GroupMemberEntity,
-  OrganizationEntity,
-  OrganizationMemberEntity,
-  UserAiBudgetOverrideEntity,
-  UserEntity,
-} from './entities/identity.entities';
-
-export const ENTITIES = [
-  AiModelPriceEntity,
-  OrganizationEntity,
-  UserEntity,
-  OrganizationMemberEntity,
-  GroupEntity,
-  GroupMemberEntity,
-  ApiKeyEntity,
-  GroupAiBudgetEntity,
-  AuditLogEntity,
-  UserAiBudgetOverrideEntity,
-];
-
 /** migrations/ sits at the same relative place in the source tree and in dist/. */
 export const MIGRATIONS_GLOB = path.join(__dirname, '..', '..', '..', 'migrations', '*-*.{ts,js}');
 
@@ -43,7 +17,8 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
   return new DataSource({
     type: 'postgres',
     url: opts.url,
-    entities: ENTITIES,
+    // No entities: the schema is written once, in the migrations, and read through plain SQL.
+    entities: [],
     migrations: [MIGRATIONS_GLOB],
     migrationsTableName: 'typeorm_migrations',
     synchronize: false,

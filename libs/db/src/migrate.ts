@@ -56,12 +56,3 @@ export async function pendingMigrations(ds: DataSource): Promise<string[]> {
   const pending = await executor.getPendingMigrations();
   return pending.map((m) => m.name);
 }
-
-/**
- * SQL that would bring the database to the entities' schema. Empty means no drift between
- * migrations and entities (what `migration:generate` would find).
- */
-export async function schemaDrift(ds: DataSource): Promise<string[]> {
-  const sql = await ds.driver.createSchemaBuilder().log();
-  return sql.upQueries.map((q) => q.query);
-}

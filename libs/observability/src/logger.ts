@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type Logger } from 'pino';
 import { currentRequestId } from './context';
+import { serializeError } from './error-serializer';
 
 /** Paths that may carry credentials; pino replaces their values before a line is written. */
 const REDACT = [
@@ -17,19 +18,22 @@ const REDACT = [
   '*.password',
 ];
 
-export function createLogger(app: string, level: string): Logger {
-  return pino({
+/** `destination`: where lines go (default stdout); tests capture them to check what is logged. */
+export function createLogger(app: string, level: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     name: app,
     level,
     base: { app, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { err: serializeError },
     formatters: { level: (label) => ({ level: label }) },
     mixin: () => {
       const requestId = currentRequestId();
       return requestId ? { request_id: requestId } : {};
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** Nest's own messages (module init, route mapping, errors) as JSON through the same pino logger. */

@@ -3,3 +3,5 @@
 export * from './database';
 export * from './http-fixture';
 export * from './nats-server';
+export * from './private-postgres';
+export * from './ports';

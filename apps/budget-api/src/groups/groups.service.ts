@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, notFound, type Actor } from '@aigov/authz';
-import type { Group, GroupMember, Page } from '@aigov/db';
+import { constraintOf, type Group, type GroupMember, type Page } from '@aigov/db';
 import { DomainError } from '@aigov/errors';
 import { validationFailed } from '../http/validation.pipe';
 import type { UserRef } from './groups.dto';
@@ -19,12 +19,6 @@ const notOrgMember = (u: UserRef) => ({
   field: `add_users[${u.index}]`,
   detail: `user ${u.id} is not a member of the organization`,
 });
-
-/** The constraint a database error names, if any (pg errors reach us wrapped by TypeORM). */
-function constraintOf(err: unknown): string | undefined {
-  const e = err as { constraint?: string; driverError?: { constraint?: string } };
-  return e.constraint ?? e.driverError?.constraint;
-}
 
 @Injectable()
 export class GroupsService {
@@ -88,10 +82,7 @@ export class GroupsService {
         });
       }
       const before = patch.remove.length > 0 ? await tx.groups.listGroupMembers(actor, group) : [];
-      const added: string[] = [];
-      for (const u of patch.add) {
-        added.push(...(await this.addMember(tx, actor, group, u)));
-      }
+      const added = await this.addMembers(tx, actor, group, patch.add);
       const removed = await tx.groups.removeGroupMembers(actor, group, patch.remove);
       const members = await tx.groups.listGroupMembers(actor, group);
 
@@ -117,15 +108,25 @@ export class GroupsService {
     });
   }
 
-  /** One insert; the trigger's refusal (a membership removed meanwhile) becomes the same 400. */
-  private async addMember(tx: Stores, actor: Actor, group: Group, u: UserRef): Promise<string[]> {
+  /**
+   * One ordered insert. The trigger's refusal (a membership removed since the check above)
+   * becomes the same 400, naming the user the database refused.
+   */
+  private async addMembers(tx: Stores, actor: Actor, group: Group, users: UserRef[]): Promise<string[]> {
     try {
-      return await tx.groups.addGroupMembers(actor, group, [u.id]);
+      return await tx.groups.addGroupMembers(
+        actor,
+        group,
+        users.map((u) => u.id),
+      );
     } catch (err) {
       switch (constraintOf(err)) {
         case 'group_members_must_be_org_member':
-        case 'group_members_user_id_fkey':
-          throw validationFailed([notOrgMember(u)]);
+        case 'group_members_user_id_fkey': {
+          const message = String((err as Error).message);
+          const refused = users.find((u) => message.includes(u.id)) ?? users[0];
+          throw validationFailed([notOrgMember(refused)]);
+        }
         case 'group_members_group_id_fkey':
           throw notFound('Group')();
         default:

@@ -1,6 +1,6 @@
 import { DomainError, type ErrorCode, type FieldValidation } from '@aigov/errors';
 
-/** The error body of CONTRACT section 2. */
+/** The error body of docs/api.md. */
 export interface ErrorBody {
   message: string;
   detail?: string;

@@ -26,7 +26,7 @@ export class OverridesController {
     return overrideResponse(await this.overrides.get(actor, user));
   }
 
-  /** The body is validated in the service, after the user lookup (CONTRACT 2.3's order of checks). */
+  /** The body is validated in the service, after the user lookup (docs/api.md's order of checks). */
   @Put()
   @HttpCode(200)
   @ApiBody({ type: PutOverrideDto })

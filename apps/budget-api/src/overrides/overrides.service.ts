@@ -20,7 +20,7 @@ export class OverridesService {
   }
 
   /**
-   * CONTRACT 2.3's order: the user exists and is visible (404), the body is valid (400), the
+   * docs/api.md's order: the user exists and is visible (404), the body is valid (400), the
    * group exists and is visible (404), permissions (403), membership (400, decided by the
    * database trigger inside the same transaction).
    */

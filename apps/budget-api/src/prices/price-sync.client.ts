@@ -18,7 +18,7 @@ interface RequestErrorLike {
 }
 
 /**
- * The API's side of `pricing.sync` (CONTRACT 4.2): a plain-JSON NATS request to the pricing
+ * The API's side of `pricing.sync` (docs/nats.md): a plain-JSON NATS request to the pricing
  * worker's queue group, carrying the request id in the X-Request-Id header. The worker's
  * `{ok, data}` becomes the result; `{ok: false, error}` a 502; no connection, no responder or no
  * answer in time a 503.

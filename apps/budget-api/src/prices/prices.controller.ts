@@ -16,7 +16,7 @@ import { PricesService } from './prices.service';
 const PRICE_PATH = ':provider/*';
 const MODEL = '*';
 
-/** The price book (CONTRACT 2.4). */
+/** The price book (docs/api.md). */
 @Controller('api/v2/ai/model-prices')
 @Authenticated()
 export class PricesController {

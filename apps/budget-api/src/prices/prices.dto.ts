@@ -18,10 +18,10 @@ import {
 } from 'class-validator';
 import { PageQuery } from '../http/query.dto';
 
-/** USD 10,000 per million tokens: the same ceiling as the price seed generator (CONTRACT 5). */
+/** USD 10,000 per million tokens: the same ceiling as the price seed generator. */
 export const MAX_PRICE_MICROS = 10_000_000_000;
 export const MAX_TIERS = 20;
-/** Token counts above 10^12 are rejected everywhere (CONTRACT 7). */
+/** Token counts above 10^12 are rejected everywhere. */
 export const MAX_CONTEXT_TOKENS = 1_000_000_000_000;
 export const PRICE_FIELDS = ['input_price', 'output_price', 'cache_read_price', 'cache_write_price'] as const;
 

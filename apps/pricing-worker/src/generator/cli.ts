@@ -1,5 +1,5 @@
 // `npm run prices:generate`: regenerates the committed price seed from models.dev
-// (CONTRACT.md section 5). `--check` turns it into a CI guard that the seed is current.
+// (README: the price book seed). `--check` turns it into a CI guard that the seed is current.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';

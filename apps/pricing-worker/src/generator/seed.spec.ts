@@ -420,7 +420,7 @@ describe('buildSeed rules', () => {
 });
 
 describe('formatSeed', () => {
-  it('writes the keys in the contract order with 2-space indent and a trailing newline', () => {
+  it('writes the keys in the documented order with 2-space indent and a trailing newline', () => {
     const shuffled = {
       tiers: [
         {

@@ -1,4 +1,4 @@
-// Turns the models.dev catalogue into the committed price seed (CONTRACT.md sections 0 and 5).
+// Turns the models.dev catalogue into the committed price seed (README: the price book seed).
 // Pure logic: no I/O, so the same input always gives byte-identical output.
 
 export interface SeedTier {

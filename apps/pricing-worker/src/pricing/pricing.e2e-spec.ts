@@ -18,7 +18,7 @@ import { Client } from 'pg';
 import { PricingWorkerModule } from '../pricing-worker.module';
 
 const SMALL = path.join(__dirname, '..', 'generator', '__fixtures__', 'api.small.json');
-// A copy of ../shared/fixtures/models-dev/api.json (a real models.dev snapshot) kept in the repo.
+// test/fixtures/models-dev/api.json: a real models.dev snapshot (see its README).
 const FULL = path.resolve(__dirname, '..', '..', '..', '..', 'test', 'fixtures', 'models-dev', 'api.json');
 
 interface Worker {

@@ -16,7 +16,7 @@ const USER_COLUMNS = `id, username, email, name, status, roles, created_at AS "c
 const GROUP_COLUMNS = `id, organization_id AS "organizationId", name, display_name AS "displayName",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-/** The identity tables (CONTRACT 1.1). Invariants live in the database; this is plain SQL. */
+/** The identity tables (migrations/). Invariants live in the database; this is plain SQL. */
 export class IdentityRepository {
   constructor(private readonly db: Db) {}
 
@@ -335,26 +335,42 @@ export class IdentityRepository {
     return rows[0] ?? null;
   }
 
-  /** Adds members (existing ones are skipped). Returns the user ids actually added. */
-  async addGroupMembers(groupId: string, userIds: string[]): Promise<string[]> {
-    const added: string[] = [];
-    for (const userId of userIds) {
-      const rows = await q<{ user_id: string }[]>(
-        this.db,
-        `INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id`,
-        [groupId, userId],
-      );
-      if (rows.length > 0) added.push(userId);
-    }
-    return added;
+  /**
+   * Locks the group row for the rest of the transaction: changes to one group's name and
+   * members serialize on it, so two concurrent PATCHes end as if one ran after the other.
+   */
+  async lockGroup(id: string): Promise<boolean> {
+    const rows = await q<{ id: string }[]>(this.db, 'SELECT id FROM groups WHERE id = $1 FOR UPDATE', [id]);
+    return rows.length > 0;
   }
 
-  /** Removes members. Returns the user ids actually removed. */
+  /**
+   * Adds members in one statement (existing ones are skipped). Rows are inserted in user id
+   * order, so concurrent writers take their locks in the same order and cannot deadlock on
+   * each other. Returns the user ids actually added.
+   */
+  async addGroupMembers(groupId: string, userIds: string[]): Promise<string[]> {
+    if (userIds.length === 0) return [];
+    const rows = await q<{ user_id: string }[]>(
+      this.db,
+      `INSERT INTO group_members (group_id, user_id)
+       SELECT $1, u FROM unnest($2::uuid[]) AS u ORDER BY u
+       ON CONFLICT DO NOTHING RETURNING user_id`,
+      [groupId, userIds],
+    );
+    return rows.map((r) => r.user_id);
+  }
+
+  /** Removes members, locking the rows in user id order first. Returns the user ids removed. */
   async removeGroupMembers(groupId: string, userIds: string[]): Promise<string[]> {
     if (userIds.length === 0) return [];
     const rows = await q<{ user_id: string }[]>(
       this.db,
-      `DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[]) RETURNING user_id`,
+      `WITH doomed AS (
+         SELECT user_id FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[])
+          ORDER BY user_id FOR UPDATE)
+       DELETE FROM group_members g USING doomed d
+        WHERE g.group_id = $1 AND g.user_id = d.user_id RETURNING g.user_id`,
       [groupId, userIds],
     );
     return rows.map((r) => r.user_id);
