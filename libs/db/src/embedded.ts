@@ -223,6 +223,8 @@ async function hostEmbedded(
       `--port=${port}`,
       '--host=127.0.0.1',
       `--max-connections=${EMBEDDED_MAX_CONNECTIONS}`,
+      // The list-indexes migration creates trigram indexes for the users search.
+      '--extensions=pg_trgm',
     ],
     // Its own process group: a terminal's Ctrl-C reaches the apps, which shut down first, and
     // not the database under them; the owner stops it after (stop() below).
