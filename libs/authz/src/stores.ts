@@ -110,10 +110,7 @@ export class GroupStore {
     group: Group,
   ): Promise<{ memberCount: number; members: GroupMember[] }> {
     requireAllowed(actor, 'group.read', groupSubject(group), notFound('Group'));
-    const { members } = await this.identity.listGroupMembers(group, { limit: MEMBER_PREVIEW, offset: 0 });
-    const memberCount =
-      members.length < MEMBER_PREVIEW ? members.length : await this.identity.countGroupMembers(group);
-    return { memberCount, members };
+    return this.identity.getGroupMemberPreview(group, MEMBER_PREVIEW);
   }
 
   /** A page of the members of a group the actor may read (else not found). */

@@ -291,21 +291,30 @@ export class IdentityRepository {
 
   /** The group's members, by username (the Everyone group's are the organization's members). */
   async listGroupMembers(group: Group, page: Page): Promise<{ members: GroupMember[] } & Counted> {
-    const members = await q<GroupMember[]>(
+    const members = await this.pageOfMembers(group, page);
+    return { members, ...(await countFor(this.db, page, members.length, membershipsOf(group), [group.id])) };
+  }
+
+  /** The first `limit` members by username and the exact member count (an index-only count). */
+  async getGroupMemberPreview(
+    group: Group,
+    limit: number,
+  ): Promise<{ memberCount: number; members: GroupMember[] }> {
+    const members = await this.pageOfMembers(group, { limit, offset: 0 });
+    if (members.length < limit) return { memberCount: members.length, members };
+    const rows = await q<{ n: number }[]>(this.db, `SELECT count(*)::int AS n ${membershipsOf(group)}`, [
+      group.id,
+    ]);
+    return { memberCount: rows[0].n, members };
+  }
+
+  private async pageOfMembers(group: Group, page: Page): Promise<GroupMember[]> {
+    return q<GroupMember[]>(
       this.db,
       `SELECT m.user_id AS "userId", u.username, u.name, m.created_at AS "createdAt"
          ${membersOf(group)} ORDER BY u.username LIMIT $2 OFFSET $3`,
       [group.id, page.limit, page.offset],
     );
-    return { members, ...(await countFor(this.db, page, members.length, membershipsOf(group), [group.id])) };
-  }
-
-  /** How many members the group has: exact (an index-only count on the membership key). */
-  async countGroupMembers(group: Group): Promise<number> {
-    const rows = await q<{ n: number }[]>(this.db, `SELECT count(*)::int AS n ${membershipsOf(group)}`, [
-      group.id,
-    ]);
-    return rows[0].n;
   }
 
   /** Those of `userIds` that are members of the group (at most as many as asked for). */
