@@ -135,16 +135,16 @@ export function prescan(value: unknown, dto: DtoClass | null, normalize: boolean
       continue;
     }
     const obj = v as Record<string, unknown>;
-    const keys = Object.keys(obj);
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const k = keys[i];
+    // The object's own problems in document order; its fields are visited after them.
+    const children: Item[] = [];
+    for (const k of Object.keys(obj)) {
       const child = join(path, withoutLoneSurrogates(k));
       if (k.includes('\u0000')) problems.push({ field: child, detail: 'must not contain NUL characters' });
       else if (hasLoneSurrogate(k))
         problems.push({ field: child, detail: 'must not contain unpaired UTF-16 surrogates' });
       else if (schema && !schema.fields.has(k)) problems.push({ field: child, detail: UNKNOWN_FIELD });
       else {
-        stack.push({
+        children.push({
           holder: obj,
           key: k,
           path: child,
@@ -155,8 +155,9 @@ export function prescan(value: unknown, dto: DtoClass | null, normalize: boolean
       }
       if (problems.length >= MAX_VALIDATIONS) break;
     }
+    // Last in, first out: pushed in reverse so that the first field is visited first.
+    for (let c = children.length - 1; c >= 0; c--) stack.push(children[c]);
   }
-  // Reported in document order (the stack pops them last-in, first-out within each object).
   return problems;
 }
 
