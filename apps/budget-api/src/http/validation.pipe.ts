@@ -10,6 +10,7 @@ const PRIMITIVES: unknown[] = [String, Number, Boolean, Array, Object];
 /** An error reply lists at most this many problems: a hostile body must not get a huge answer. */
 export const MAX_VALIDATIONS = 20;
 const MAX_DEPTH = 32;
+const UNKNOWN_FIELD = 'is not a field of this request';
 
 /** class-validator errors as `{field, detail}` with paths like `add_users[2]` and `tiers[0].input_price`. */
 export function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldValidation[] {
@@ -45,8 +46,9 @@ export function validationFailed(validations: FieldValidation[]): DomainError {
   const rest = more > 0 ? ` (and ${count}, see validations)` : '';
   // Details are phrases ("must not be negative"); a few arrive as sentences ("Must not exceed N.").
   const rule = first.detail.replace(/\.$/, '').replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase());
+  const what = first.detail === UNKNOWN_FIELD ? 'Unknown field' : 'Invalid';
   return DomainError.invalid(
-    `Invalid ${first.field}: ${rule}${rest}.`,
+    `${what} ${first.field}: ${rule}${rest}.`,
     validations.slice(0, MAX_VALIDATIONS),
   );
 }
@@ -133,17 +135,16 @@ export function prescan(value: unknown, dto: DtoClass | null, normalize: boolean
       continue;
     }
     const obj = v as Record<string, unknown>;
-    const keys = Object.keys(obj);
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const k = keys[i];
+    // The object's own problems in document order; its fields are visited after them.
+    const children: Item[] = [];
+    for (const k of Object.keys(obj)) {
       const child = join(path, withoutLoneSurrogates(k));
       if (k.includes('\u0000')) problems.push({ field: child, detail: 'must not contain NUL characters' });
       else if (hasLoneSurrogate(k))
         problems.push({ field: child, detail: 'must not contain unpaired UTF-16 surrogates' });
-      else if (schema && !schema.fields.has(k))
-        problems.push({ field: child, detail: 'is not an accepted field' });
+      else if (schema && !schema.fields.has(k)) problems.push({ field: child, detail: UNKNOWN_FIELD });
       else {
-        stack.push({
+        children.push({
           holder: obj,
           key: k,
           path: child,
@@ -154,8 +155,9 @@ export function prescan(value: unknown, dto: DtoClass | null, normalize: boolean
       }
       if (problems.length >= MAX_VALIDATIONS) break;
     }
+    // Last in, first out: pushed in reverse so that the first field is visited first.
+    for (let c = children.length - 1; c >= 0; c--) stack.push(children[c]);
   }
-  // Reported in document order (the stack pops them last-in, first-out within each object).
   return problems;
 }
 

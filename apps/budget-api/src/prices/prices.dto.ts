@@ -34,7 +34,7 @@ function Price(): PropertyDecorator {
     const name = String(key);
     // null is a valid price ("unknown"); undefined (a missing key) is not.
     ValidateIf((o: Record<string, unknown>) => o[name] !== null)(target, name);
-    IsDefined({ message: `is required: ${PRICE_RULE}` })(target, name);
+    IsDefined({ message: `is required and ${PRICE_RULE}` })(target, name);
     IsInt({ message: PRICE_RULE })(target, name);
     Min(0, { message: 'must not be negative' })(target, name);
     Max(MAX_PRICE_MICROS, {
@@ -47,7 +47,7 @@ export class PriceTierDto {
   @Max(MAX_CONTEXT_TOKENS, { message: `must not exceed ${MAX_CONTEXT_TOKENS}` })
   @Min(0, { message: 'must not be negative' })
   @IsInt({ message: 'must be an integer number of tokens >= 0' })
-  @IsDefined({ message: 'is required: an integer number of tokens >= 0' })
+  @IsDefined({ message: 'is required and must be an integer number of tokens >= 0' })
   min_context_tokens!: number;
 
   @Price() input_price!: number | null;
@@ -108,6 +108,6 @@ export class ListPricesQuery extends PageQuery {
 
 export class SyncPricesDto {
   @IsIn(PRICE_SYNC_SOURCES, { message: `must be one of ${PRICE_SYNC_SOURCES.join(', ')}` })
-  @IsDefined({ message: `is required: one of ${PRICE_SYNC_SOURCES.join(', ')}` })
+  @IsDefined({ message: `is required and must be one of ${PRICE_SYNC_SOURCES.join(', ')}` })
   source!: (typeof PRICE_SYNC_SOURCES)[number];
 }
