@@ -12,7 +12,7 @@ const AUDIT_COLUMNS = `actor_id, actor, action, resource_type, resource_id, orga
  *   new statement, so under READ COMMITTED it sees what the lock holder committed.
  * - `users_email_lower_key`: emails are unique regardless of case in the database itself, for
  *   writers that do not pass through the API's lowercasing (the identity listener).
- * - Deleting a user or a group removes what depends on it in BEFORE DELETE triggers, in a fixed
+ * - Deleting a user, a group or an organization removes what depends on it in BEFORE DELETE triggers, in a fixed
  *   order, recording each removal (actor system:database, with the request id of the
  *   deletion). The foreign-key cascades then find nothing left. Left to the cascades, the
  *   entries depended on which cascade ran first (e.g. a user's organization memberships before
@@ -128,9 +128,65 @@ export class ActiveOwnerEmailCaseCascadeAudit1764700000000 implements MigrationI
     await q.query(`
       CREATE TRIGGER groups_remove_dependents BEFORE DELETE ON groups
         FOR EACH ROW EXECUTE FUNCTION groups_remove_dependents()`);
+
+    await q.query('DROP TRIGGER organizations_remove_overrides ON organizations');
+    await q.query('DROP FUNCTION organizations_remove_overrides()');
+    // Its groups first (each recording its memberships and budget through the trigger above),
+    // then the Everyone group's budget and the organization memberships; the Everyone group itself
+    // goes with the row (groups_keep_everyone refuses it earlier).
+    await q.query(`
+      CREATE FUNCTION organizations_remove_dependents() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        o user_ai_budget_overrides%ROWTYPE;
+        req text := nullif(current_setting('aigov.request_id', true), '');
+      BEGIN
+        FOR o IN DELETE FROM user_ai_budget_overrides
+                  WHERE group_id IN (SELECT id FROM groups WHERE organization_id = OLD.id) RETURNING * LOOP
+          PERFORM audit_override_removed(o, 'group_deleted');
+        END LOOP;
+        DELETE FROM groups WHERE organization_id = OLD.id AND id <> OLD.id;
+        WITH d AS (DELETE FROM group_ai_budgets WHERE group_id = OLD.id RETURNING spend_limit_micros)
+        INSERT INTO audit_logs (${AUDIT_COLUMNS})
+        SELECT NULL, 'system:database', 'delete', 'group_ai_budget', OLD.id::text, OLD.id,
+               jsonb_build_object('group', jsonb_build_object('id', OLD.id, 'name', 'Everyone'),
+                 'spend_limit', jsonb_build_object(
+                   'before', jsonb_build_object('usd', format_usd(d.spend_limit_micros), 'micros', d.spend_limit_micros),
+                   'after', NULL)),
+               req, 'group_deleted'
+          FROM d;
+        WITH d AS (DELETE FROM organization_members WHERE organization_id = OLD.id RETURNING user_id, roles)
+        INSERT INTO audit_logs (${AUDIT_COLUMNS})
+        SELECT NULL, 'system:database', 'delete', 'organization_member', OLD.id::text || '/' || d.user_id::text, OLD.id,
+               jsonb_build_object('user', jsonb_build_object('id', u.id, 'username', u.username),
+                 'roles', jsonb_build_object('before', to_jsonb(d.roles), 'after', NULL)),
+               req, 'organization_deleted'
+          FROM d JOIN users u ON u.id = d.user_id
+         ORDER BY u.username;
+        RETURN OLD;
+      END $$`);
+    await q.query(`
+      CREATE TRIGGER organizations_remove_dependents BEFORE DELETE ON organizations
+        FOR EACH ROW EXECUTE FUNCTION organizations_remove_dependents()`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query('DROP TRIGGER organizations_remove_dependents ON organizations');
+    await q.query('DROP FUNCTION organizations_remove_dependents()');
+    await q.query(`
+      CREATE FUNCTION organizations_remove_overrides() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        o user_ai_budget_overrides%ROWTYPE;
+      BEGIN
+        FOR o IN DELETE FROM user_ai_budget_overrides
+                  WHERE group_id IN (SELECT id FROM groups WHERE organization_id = OLD.id) RETURNING * LOOP
+          PERFORM audit_override_removed(o, 'group_deleted');
+        END LOOP;
+        RETURN OLD;
+      END $$`);
+    await q.query(`
+      CREATE TRIGGER organizations_remove_overrides BEFORE DELETE ON organizations
+        FOR EACH ROW EXECUTE FUNCTION organizations_remove_overrides()`);
+
     await q.query('DROP TRIGGER groups_remove_dependents ON groups');
     await q.query('DROP FUNCTION groups_remove_dependents()');
     await q.query(`

@@ -45,6 +45,7 @@ const keyId = (): string => randomBytes(8).toString('hex').slice(0, 10);
 interface Doomed {
   user: string;
   group: string;
+  organization: string;
 }
 
 /** Fills every table through SQL, triggers included (cascade audit entries, Everyone groups). */
@@ -125,11 +126,12 @@ async function populate(db: Queryable): Promise<Doomed> {
   await db.query(`UPDATE users SET roles = '{auditor}' WHERE id = $1`, [bob]);
   // bob: in acme and globex, in eng and data, an override on acme's Everyone group, a key, a role.
   // eng: a budget and members (alice, and bob unless he went first).
-  return { user: bob, group: eng };
+  // globex: its group ops (erin, her override, a budget) and its members (erin; bob if still there).
+  return { user: bob, group: eng, organization: globex };
 }
 
 /**
- * Deletes the user, then the group, in one transaction that is rolled back, and returns the audit
+ * Deletes the user, the group, then the organization, in one transaction that is rolled back, and returns the audit
  * entries the deletions left (without ids and times), sorted. CONTRACT 1.5: they must not depend
  * on the order in which PostgreSQL fires the cascade triggers, which a restore changes.
  */
@@ -139,6 +141,7 @@ async function deletionAudit(db: Queryable, doomed: Doomed): Promise<string[]> {
     await db.query(`SELECT set_config('aigov.request_id', 'req-deletion', true)`);
     await db.query('DELETE FROM users WHERE id = $1', [doomed.user]);
     await db.query('DELETE FROM groups WHERE id = $1', [doomed.group]);
+    await db.query('DELETE FROM organizations WHERE id = $1', [doomed.organization]);
     const res = await db.query<{ e: string }>(
       `SELECT jsonb_build_object('actor', actor, 'action', action, 'resource_type', resource_type,
                 'resource_id', resource_id, 'organization_id', organization_id, 'diff', diff, 'reason', reason)::text AS e
@@ -254,7 +257,7 @@ describe('pg_dump and restore into an empty database', () => {
     expect(await count(sourcePool, 'SELECT 1 FROM user_ai_budget_overrides')).toBe(3);
   });
 
-  it('deleting a user and a group records everything that went with them', () => {
+  it('deleting a user, a group and an organization records everything that went with them', () => {
     const kinds = sourceDeletion.map((e) => {
       const j = JSON.parse(e) as {
         actor: string;
@@ -277,6 +280,11 @@ describe('pg_dump and restore into an empty database', () => {
         // eng: its remaining member (alice) and its budget
         'system:database delete group_member group_deleted',
         'system:database delete group_ai_budget group_deleted',
+        // globex: ops with erin's membership, her override and its budget; erin's membership
+        'system:database delete user_ai_budget_override group_deleted',
+        'system:database delete group_member group_deleted',
+        'system:database delete group_ai_budget group_deleted',
+        'system:database delete organization_member organization_deleted',
       ].sort(),
     );
   });
