@@ -11,6 +11,8 @@ export interface DataSourceOptions {
   applicationName?: string;
   logger?: TypeOrmLogger;
   connectTimeoutMs?: number;
+  /** How long an unused connection stays open (default: pg's 10 s). */
+  idleTimeoutMs?: number;
 }
 
 export function createDataSource(opts: DataSourceOptions): DataSource {
@@ -32,6 +34,7 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
     extra: {
       max: opts.poolSize ?? 10,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+      ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}),
     },
   });
 }

@@ -22,6 +22,8 @@ export interface StatementPoolOptions {
   /** Application name reported to PostgreSQL (pg_stat_activity). */
   applicationName?: string;
   connectTimeoutMs?: number;
+  /** How long an unused connection stays open (default: pg's 10 s). */
+  idleTimeoutMs?: number;
   /** Where an error of an idle connection goes (unhandled, it would end the process). */
   onError?: (err: Error) => void;
 }
@@ -32,6 +34,7 @@ export function createStatementPool(opts: StatementPoolOptions): Pool {
     max: opts.max,
     application_name: opts.applicationName ?? 'aigov',
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+    ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}),
   });
   // A connection that dies while idle (server restart) is dropped by the pool; the next query
   // opens a new one. Without a listener the 'error' event would crash the process.
