@@ -22,6 +22,7 @@ import {
   type PriceFilter,
   type PriceInput,
   type PriceRow,
+  type PriceTierRow,
   type SiteRole,
   type User,
   type UserOverride,
@@ -30,7 +31,7 @@ import {
 } from '@aigov/db';
 import { moneyDiff } from '@aigov/contracts';
 import { DataSource, type EntityManager } from 'typeorm';
-import { actorId, actorName, type Actor } from './actor';
+import { actorId, actorName, type Actor, type UserActor } from './actor';
 import { ROLE_TABLE, can, grantableOrgRoles, type Action, type Subject } from './policy';
 
 /**
@@ -123,12 +124,6 @@ export class GroupStore {
     return this.identity.listGroupMembers(group, page);
   }
 
-  /** Those of `userIds` that are members of the group: for naming them in audit entries. */
-  async listGroupMembersAmong(actor: Actor, group: Group, userIds: string[]): Promise<GroupMember[]> {
-    requireAllowed(actor, 'group.read', groupSubject(group), notFound('Group'));
-    return this.identity.listGroupMembersAmong(group, userIds);
-  }
-
   /**
    * Groups of an organization the actor can see. Readers of every group of the organization (the
    * rule without the member clause) see all; others see Everyone and the groups they are in. The
@@ -177,16 +172,43 @@ export class GroupStore {
     return updated;
   }
 
+  /** Adds the users (one ordered insert); one entry per user added, none for a member already. */
   async addGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
     await lockForChange(this.identity, g);
-    return this.identity.addGroupMembers(g.id, userIds);
+    const added = await this.identity.addGroupMembers(g.id, userIds);
+    await this.recordMembers(actor, g, 'create', added, await this.identity.listGroupMembersAmong(g, added));
+    return added;
   }
 
+  /** Removes the users; one entry per user removed, none for a non-member. */
   async removeGroupMembers(actor: Actor, g: Group, userIds: string[]): Promise<string[]> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
     await lockForChange(this.identity, g);
-    return this.identity.removeGroupMembers(g.id, userIds);
+    // Named before they go: the entries show who was removed.
+    const members = await this.identity.listGroupMembersAmong(g, userIds);
+    const removed = await this.identity.removeGroupMembers(g.id, userIds);
+    await this.recordMembers(actor, g, 'delete', removed, members);
+    return removed;
+  }
+
+  private async recordMembers(
+    actor: Actor,
+    g: Group,
+    action: 'create' | 'delete',
+    userIds: string[],
+    named: GroupMember[],
+  ): Promise<void> {
+    const usernames = new Map(named.map((m) => [m.userId, m.username]));
+    for (const userId of userIds) {
+      await this.trail.record(actor, {
+        action,
+        resourceType: 'group_member',
+        resourceId: `${g.id}/${userId}`,
+        organizationId: g.organizationId,
+        diff: { group: groupRef(g), user: { id: userId, username: usernames.get(userId) ?? null } },
+      });
+    }
   }
 
   async deleteGroup(actor: Actor, g: Group): Promise<void> {
@@ -219,6 +241,7 @@ export class BudgetStore {
   constructor(
     private readonly groups: GroupStore,
     private readonly budgets: GroupBudgetRepository,
+    private readonly trail: AuditTrail,
   ) {}
 
   async getGroupBudget(actor: Actor, groupId: string): Promise<GroupBudget> {
@@ -234,19 +257,85 @@ export class BudgetStore {
     limit: bigint,
   ): Promise<{ group: Group; before: GroupBudget | null; after: GroupBudget }> {
     const group = await this.groups.getGroupForUpdate(actor, groupId);
-    return { group, ...(await this.budgets.upsert(groupId, limit)) };
+    const { before, after } = await this.budgets.upsert(groupId, limit);
+    await this.trail.record(actor, {
+      action: before ? 'write' : 'create',
+      resourceType: 'group_ai_budget',
+      resourceId: group.id,
+      organizationId: group.organizationId,
+      diff: {
+        group: groupRef(group),
+        spend_limit: {
+          before: moneyDiff(before?.spendLimitMicros ?? null),
+          after: moneyDiff(after.spendLimitMicros),
+        },
+      },
+    });
+    return { group, before, after };
   }
 
   async deleteGroupBudget(actor: Actor, groupId: string): Promise<{ group: Group; before: GroupBudget }> {
     const group = await this.groups.getGroupForUpdate(actor, groupId);
     const before = await this.budgets.delete(groupId);
     if (!before) throw new DomainError('not_found', 'Group has no AI budget.');
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'group_ai_budget',
+      resourceId: group.id,
+      organizationId: group.organizationId,
+      diff: {
+        group: groupRef(group),
+        spend_limit: { before: moneyDiff(before.spendLimitMicros), after: null },
+      },
+    });
     return { group, before };
   }
 }
 
+const big = (v: number | null): bigint | null => (v === null ? null : BigInt(v));
+
+/** A tier list as people read it in the audit log: each price in dollars next to its micros. */
+function tiersDiff(tiers: PriceTierRow[] | null | undefined) {
+  if (!tiers) return null;
+  return tiers.map((t) => ({
+    min_context_tokens: t.min_context_tokens,
+    input_price: moneyDiff(big(t.input_price)),
+    output_price: moneyDiff(big(t.output_price)),
+    cache_read_price: moneyDiff(big(t.cache_read_price)),
+    cache_write_price: moneyDiff(big(t.cache_write_price)),
+  }));
+}
+
+/** Every price and the tiers before and after (prices are micro-USD per million tokens). */
+function priceDiff(provider: string, model: string, before: PriceRow | null, after: PriceRow | null) {
+  return {
+    provider,
+    model,
+    input_price: {
+      before: moneyDiff(before?.inputPrice ?? null),
+      after: moneyDiff(after?.inputPrice ?? null),
+    },
+    output_price: {
+      before: moneyDiff(before?.outputPrice ?? null),
+      after: moneyDiff(after?.outputPrice ?? null),
+    },
+    cache_read_price: {
+      before: moneyDiff(before?.cacheReadPrice ?? null),
+      after: moneyDiff(after?.cacheReadPrice ?? null),
+    },
+    cache_write_price: {
+      before: moneyDiff(before?.cacheWritePrice ?? null),
+      after: moneyDiff(after?.cacheWritePrice ?? null),
+    },
+    tiers: { before: tiersDiff(before?.tiers), after: tiersDiff(after?.tiers) },
+  };
+}
+
 export class PriceStore {
-  constructor(private readonly prices: PriceQueryRepository) {}
+  constructor(
+    private readonly prices: PriceQueryRepository,
+    private readonly trail: AuditTrail,
+  ) {}
 
   async listPrices(actor: Actor, f: PriceFilter, page: Page): Promise<{ prices: PriceRow[] } & Counted> {
     requireAllowed(actor, 'price.read', {}, forbidden('read prices'));
@@ -262,13 +351,28 @@ export class PriceStore {
 
   async upsertCustomPrice(actor: Actor, provider: string, model: string, input: PriceInput) {
     requireAllowed(actor, 'price.write', {}, forbidden('set custom prices'));
-    return this.prices.upsertCustom(provider, model, input);
+    const { before, after } = await this.prices.upsertCustom(provider, model, input);
+    await this.trail.record(actor, {
+      action: before ? 'write' : 'create',
+      resourceType: 'ai_model_price',
+      resourceId: `${provider}/${model}`,
+      organizationId: null,
+      diff: priceDiff(provider, model, before, after),
+    });
+    return { before, after };
   }
 
   async deleteCustomPrice(actor: Actor, provider: string, model: string): Promise<PriceRow> {
     requireAllowed(actor, 'price.write', {}, forbidden('delete custom prices'));
     const before = await this.prices.deleteCustom(provider, model);
     if (!before) throw new DomainError('not_found', `No custom price for ${provider}/${model}.`);
+    await this.trail.record(actor, {
+      action: 'delete',
+      resourceType: 'ai_model_price',
+      resourceId: `${provider}/${model}`,
+      organizationId: null,
+      diff: priceDiff(provider, model, before, null),
+    });
     return before;
   }
 
@@ -280,11 +384,6 @@ export class PriceStore {
 
 export class AuditStore {
   constructor(private readonly audit: AuditRepository) {}
-
-  /** Records a change made by `actor`; call it inside the transaction of the change. */
-  async record(actor: Actor, e: Omit<AuditEntryInput, 'actor' | 'actorId'>): Promise<void> {
-    await this.audit.insert({ ...e, actor: actorName(actor), actorId: actorId(actor) });
-  }
 
   async list(actor: Actor, f: AuditFilter, page: Page): Promise<{ entries: AuditEntry[] } & Counted> {
     requireAllowed(actor, 'audit.read', {}, forbidden('read the audit log'));
@@ -359,6 +458,43 @@ export class UserStore {
       });
     }
     return user;
+  }
+
+  /**
+   * The first owner (bootstrap): nobody can authorize it, so the caller checks, under its own
+   * lock, that no user exists yet; the creation is recorded as done by the new user, who is the
+   * actor of what the bootstrap does next.
+   */
+  async createFirstOwner(u: {
+    username: string;
+    email: string;
+    name: string | null;
+  }): Promise<{ user: User; actor: UserActor }> {
+    const user = await this.identity.createUser({ ...u, roles: ['owner'] });
+    const actor: UserActor = {
+      kind: 'user',
+      id: user.id,
+      username: user.username,
+      status: user.status,
+      siteRoles: new Set(user.roles),
+      orgRoles: new Map(),
+      groupIds: new Set(),
+    };
+    await this.trail.record(actor, {
+      action: 'create',
+      resourceType: 'user',
+      resourceId: user.id,
+      organizationId: null,
+      diff: { username: user.username, email: user.email, name: user.name, status: user.status },
+    });
+    await this.trail.record(actor, {
+      action: 'create',
+      resourceType: 'user_roles',
+      resourceId: user.id,
+      organizationId: null,
+      diff: { user: userRef(user), roles: { before: [], after: user.roles } },
+    });
+    return { user, actor };
   }
 
   /**
@@ -720,8 +856,8 @@ export class Stores {
     const auditRepository = new AuditRepository(db);
     const trail = new AuditTrail(auditRepository, requestId);
     this.groups = new GroupStore(identity, db, trail);
-    this.budgets = new BudgetStore(this.groups, new GroupBudgetRepository(db));
-    this.prices = new PriceStore(new PriceQueryRepository(db));
+    this.budgets = new BudgetStore(this.groups, new GroupBudgetRepository(db), trail);
+    this.prices = new PriceStore(new PriceQueryRepository(db), trail);
     this.audit = new AuditStore(auditRepository);
     this.users = new UserStore(identity, new ApiKeyRepository(db), trail);
     this.organizations = new OrganizationStore(identity, trail);

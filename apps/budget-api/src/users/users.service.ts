@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor, type UserActor } from '@aigov/authz';
 import { IdentityRepository, type Organization, type Page, type SiteRole, type User } from '@aigov/db';
-import { DomainError } from '@aigov/errors';
+import { DomainError, validationFailed } from '@aigov/errors';
 import { DataSource } from 'typeorm';
 import { newToken } from '../auth/tokens';
-import { validationFailed } from '../http/validation.pipe';
 
 const FIRST_USER_LOCK = 4_702_113_903;
 const DEFAULT_ORGANIZATION = 'default';
@@ -29,34 +28,8 @@ export class UsersService {
         throw new DomainError('conflict', 'The first user already exists; ask an owner for an account.');
       }
       // Nobody can authorize the first user's creation: it is recorded as done by that user.
-      const user = await identity.createUser({ ...u, roles: ['owner'] });
-      const actor: UserActor = {
-        kind: 'user',
-        id: user.id,
-        username: user.username,
-        status: user.status,
-        siteRoles: new Set(user.roles),
-        orgRoles: new Map(),
-        groupIds: new Set(),
-      };
       const tx = new Stores(em, requestId);
-      const who = { id: user.id, username: user.username };
-      await tx.audit.record(actor, {
-        action: 'create',
-        resourceType: 'user',
-        resourceId: user.id,
-        organizationId: null,
-        diff: { username: user.username, email: user.email, name: user.name, status: user.status },
-        requestId,
-      });
-      await tx.audit.record(actor, {
-        action: 'create',
-        resourceType: 'user_roles',
-        resourceId: user.id,
-        organizationId: null,
-        diff: { user: who, roles: { before: [], after: user.roles } },
-        requestId,
-      });
+      const { user, actor } = await tx.users.createFirstOwner(u);
       const org =
         (await identity.getOrganizationByName(DEFAULT_ORGANIZATION)) ??
         (await tx.organizations.createOrganization(actor, DEFAULT_ORGANIZATION, 'Default'));
@@ -70,14 +43,6 @@ export class UsersService {
       });
       return { user, token: t.token };
     });
-  }
-
-  getUser(actor: Actor, ref: string): Promise<User> {
-    return this.stores.users.getUser(actor, ref);
-  }
-
-  listUsers(actor: Actor, q: string | null, page: { limit: number; offset: number }) {
-    return this.stores.users.listUsers(actor, q, page);
   }
 
   async createUser(
