@@ -29,9 +29,8 @@ import {
 
 /** Private TypeScript methods are still on the prototype; they are no part of a store's surface. */
 const NOT_PUBLIC = new Set([
-  'UserStore.subject', // builds the subject of a user check for the public methods
   'UserStore.lookup', // resolves a user reference before the public methods check it
-  'UserStore.assertOutranks', // part of deleteUser and the key methods (their deny cases cover it)
+  // (the outranking rule of deleteUser and of the key methods is covered by their deny cases)
   'GroupStore.recordMembers', // the entries of addGroupMembers and removeGroupMembers
 ]);
 
@@ -57,6 +56,7 @@ const KNOWN_STORES = [
   'PriceStore',
   'AuditStore',
   'UserStore',
+  'ApiKeyStore',
   'OrganizationStore',
   'OverrideStore',
 ];
@@ -861,12 +861,12 @@ const CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
-  'UserStore.createKey': [
+  'ApiKeyStore.createKey': [
     scenario({
       title: 'for a member of A',
       arrange: freshMemberOfA,
       act: (s, a, f) =>
-        s.users.createKey(a, f.p.user, {
+        s.keys.createKey(a, f.p.user, {
           id: newKeyId(),
           name: 'k',
           secretHash: randomBytes(32),
@@ -884,10 +884,10 @@ const CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
-  'UserStore.listKeys': [
+  'ApiKeyStore.listKeys': [
     scenario({
       title: 'of the member of group A1',
-      act: (s, a, _f, w) => s.users.listKeys(a, w.people.groupMember.user, PAGE),
+      act: (s, a, _f, w) => s.keys.listKeys(a, w.people.groupMember.user, PAGE),
       expect: (r, _f, w) =>
         expect({ ids: ids(r.keys), count: r.count }).toEqual({ ids: [w.memberKeyId], count: 1 }),
       allow: ['groupMember', 'userAdmin', 'owner'],
@@ -899,14 +899,14 @@ const CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
-  'UserStore.deleteKey': [
+  'ApiKeyStore.deleteKey': [
     scenario({
       title: 'of a member of A',
       arrange: async (w: World) => {
         const { p } = await freshMemberOfA(w);
         return { p, keyId: await insertKey(w.ds, p.user.id) };
       },
-      act: (s, a, f) => s.users.deleteKey(a, f.p.user, f.keyId),
+      act: (s, a, f) => s.keys.deleteKey(a, f.p.user, f.keyId),
       observe: keyRows,
       expect: (k, f) => expect(k.id).toBe(f.keyId),
       audits: (_k, f, _w, a) => [entry(a, 'delete', 'api_key', f.keyId)],

@@ -1,6 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor, type UserActor } from '@aigov/authz';
-import { IdentityRepository, type Organization, type Page, type SiteRole, type User } from '@aigov/db';
+import {
+  OrganizationRepository,
+  UserRepository,
+  type Organization,
+  type Page,
+  type SiteRole,
+  type User,
+} from '@aigov/db';
 import { DomainError, validationFailed } from '@aigov/errors';
 import { DataSource } from 'typeorm';
 import { newToken } from '../auth/tokens';
@@ -23,19 +30,18 @@ export class UsersService {
   async createFirstUser(requestId: string, u: { username: string; email: string; name: string | null }) {
     return this.ds.transaction(async (em) => {
       await em.query('SELECT pg_advisory_xact_lock($1)', [FIRST_USER_LOCK]);
-      const identity = new IdentityRepository(em);
-      if ((await identity.countUsers()) > 0) {
+      if ((await new UserRepository(em).countUsers()) > 0) {
         throw new DomainError('conflict', 'The first user already exists; ask an owner for an account.');
       }
       // Nobody can authorize the first user's creation: it is recorded as done by that user.
       const tx = new Stores(em, requestId);
       const { user, actor } = await tx.users.createFirstOwner(u);
       const org =
-        (await identity.getOrganizationByName(DEFAULT_ORGANIZATION)) ??
+        (await new OrganizationRepository(em).getOrganizationByName(DEFAULT_ORGANIZATION)) ??
         (await tx.organizations.createOrganization(actor, DEFAULT_ORGANIZATION, 'Default'));
       await tx.organizations.upsertMember(actor, org, user, []);
       const t = newToken();
-      await tx.users.createKey(actor, user, {
+      await tx.keys.createKey(actor, user, {
         id: t.id,
         name: 'first',
         secretHash: t.secretHash,
@@ -130,7 +136,7 @@ export class UsersService {
       const user = await tx.users.getUser(actor, ref);
       const t = newToken();
       const expiresAt = lifetimeSeconds === null ? null : new Date(Date.now() + lifetimeSeconds * 1000);
-      const key = await tx.users.createKey(actor, user, {
+      const key = await tx.keys.createKey(actor, user, {
         id: t.id,
         name,
         secretHash: t.secretHash,
@@ -142,13 +148,13 @@ export class UsersService {
 
   async listKeys(actor: Actor, ref: string, page: Page) {
     const user = await this.stores.users.getUser(actor, ref);
-    return this.stores.users.listKeys(actor, user, page);
+    return this.stores.keys.listKeys(actor, user, page);
   }
 
   async deleteKey(actor: Actor, requestId: string, ref: string, keyId: string): Promise<void> {
     await this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, ref);
-      await tx.users.deleteKey(actor, user, keyId);
+      await tx.keys.deleteKey(actor, user, keyId);
     });
   }
 }
