@@ -4,3 +4,12 @@
 export * from './actor';
 export * from './policy';
 export * from './stores';
+export * from './users.store';
+export * from './api-keys.store';
+export * from './organizations.store';
+export * from './groups.store';
+export * from './group-budgets.store';
+export * from './overrides.store';
+export * from './prices.store';
+export * from './audit.store';
+export { UUID, notFound } from './store-checks';

@@ -1,19 +1,19 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
 import { Authenticated, CurrentActor } from '../auth/decorators';
 import { listBody, page } from '../http/query.dto';
 import { auditLogResponse } from './audit-log.response';
 import { AuditLogQuery, parseRfc3339 } from './audit.dto';
-import { AuditService } from './audit.service';
 
 @Controller('api/v2/audit-logs')
 @Authenticated()
 export class AuditController {
-  constructor(@Inject(AuditService) private readonly audit: AuditService) {}
+  constructor(@Inject(Stores) private readonly stores: Stores) {}
 
+  /** Newest first; `since` is inclusive, `until` exclusive (the DTO refuses until before since). */
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: AuditLogQuery) {
-    const { entries, ...counted } = await this.audit.list(
+    const { entries, ...counted } = await this.stores.audit.list(
       actor,
       {
         resourceType: query.resource_type,

@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { AuditController } from './audit.controller';
-import { AuditService } from './audit.service';
 
-@Module({ controllers: [AuditController], providers: [AuditService] })
+@Module({ controllers: [AuditController] })
 export class AuditModule {}

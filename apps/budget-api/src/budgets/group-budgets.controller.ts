@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Put } from '@nestjs/common';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
 import { AiBudgetRoute, Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { UuidParam } from '../http/params';
 import { groupBudgetResponse } from '../http/responses';
@@ -10,11 +10,14 @@ import { GroupBudgetsService } from './group-budgets.service';
 @Authenticated()
 @AiBudgetRoute()
 export class GroupBudgetsController {
-  constructor(@Inject(GroupBudgetsService) private readonly budgets: GroupBudgetsService) {}
+  constructor(
+    @Inject(Stores) private readonly stores: Stores,
+    @Inject(GroupBudgetsService) private readonly budgets: GroupBudgetsService,
+  ) {}
 
   @Get()
   async get(@CurrentActor() actor: UserActor, @Param('group', new UuidParam('group')) group: string) {
-    return groupBudgetResponse(await this.budgets.get(actor, group));
+    return groupBudgetResponse(await this.stores.budgets.getGroupBudget(actor, group));
   }
 
   @Put()
@@ -35,6 +38,6 @@ export class GroupBudgetsController {
     @RequestId() requestId: string,
     @Param('group', new UuidParam('group')) group: string,
   ): Promise<void> {
-    await this.budgets.delete(actor, requestId, group);
+    await this.stores.transaction(requestId, (tx) => tx.budgets.deleteGroupBudget(actor, group));
   }
 }

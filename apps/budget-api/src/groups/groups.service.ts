@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, notFound, type Actor } from '@aigov/authz';
 import { constraintOf, type Group, type GroupMember, type Page } from '@aigov/db';
-import { DomainError } from '@aigov/errors';
-import { validationFailed } from '../http/validation.pipe';
+import { DomainError, validationFailed } from '@aigov/errors';
 import type { UserRef } from './groups.dto';
 
 export interface GroupPatch {
@@ -57,7 +56,8 @@ export class GroupsService {
   }
 
   /**
-   * Rename and change membership in one transaction, one audit entry per user added or removed.
+   * Rename and change membership in one transaction (the stores record one audit entry per user
+   * added or removed).
    * Users to add must be members of the organization: checked here to name each offender, and
    * enforced by the database trigger (which also covers a removal racing with this request).
    */
@@ -89,29 +89,9 @@ export class GroupsService {
           ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
         });
       }
-      const before = await tx.groups.listGroupMembersAmong(actor, group, patch.remove);
-      const added = await this.addMembers(tx, actor, group, patch.add);
-      const removed = await tx.groups.removeGroupMembers(actor, group, patch.remove);
-      const after = await tx.groups.listGroupMembersAmong(actor, group, added);
-
-      const usernames = new Map([...before, ...after].map((m) => [m.userId, m.username]));
-      const entries = [
-        ...added.map((userId) => ({ action: 'create' as const, userId })),
-        ...removed.map((userId) => ({ action: 'delete' as const, userId })),
-      ];
-      for (const { action, userId } of entries) {
-        await tx.audit.record(actor, {
-          action,
-          resourceType: 'group_member',
-          resourceId: `${group.id}/${userId}`,
-          organizationId: group.organizationId,
-          diff: {
-            group: { id: group.id, name: group.name },
-            user: { id: userId, username: usernames.get(userId) ?? null },
-          },
-          requestId,
-        });
-      }
+      // Each store method records one entry per user it added or removed.
+      await this.addMembers(tx, actor, group, patch.add);
+      await tx.groups.removeGroupMembers(actor, group, patch.remove);
       return { group, ...(await tx.groups.getGroupMemberPreview(actor, group)) };
     });
   }

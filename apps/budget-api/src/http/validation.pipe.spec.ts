@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { IsInt, IsOptional, IsString } from 'class-validator';
-import { DomainError } from '@aigov/errors';
-import { MAX_VALIDATIONS, StrictValidationPipe, prescan, validationFailed } from './validation.pipe';
+import { DomainError, MAX_VALIDATIONS, validationFailed } from '@aigov/errors';
+import { StrictValidationPipe, prescan } from './validation.pipe';
 import { CheckDto, EachElement, ValidateNestedList } from './validators';
 
 class TierDto {

@@ -1,16 +1,19 @@
 import { Injectable, type ArgumentMetadata, type PipeTransform } from '@nestjs/common';
 import { hasLoneSurrogate, withoutLoneSurrogates } from '@aigov/contracts';
-import { DomainError, type FieldValidation } from '@aigov/errors';
+import {
+  DomainError,
+  MAX_VALIDATIONS,
+  UNKNOWN_FIELD,
+  validationFailed,
+  type FieldValidation,
+} from '@aigov/errors';
 import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validate, type ValidationError } from 'class-validator';
 import { dtoRulesOf, elementRulesOf, nestedDtoOf, type DtoClass } from './validators';
 
 const PRIMITIVES: unknown[] = [String, Number, Boolean, Array, Object];
 
-/** An error reply lists at most this many problems: a hostile body must not get a huge answer. */
-export const MAX_VALIDATIONS = 20;
 const MAX_DEPTH = 32;
-const UNKNOWN_FIELD = 'is not a field of this request';
 
 /** class-validator errors as `{field, detail}` with paths like `add_users[2]` and `tiers[0].input_price`. */
 export function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldValidation[] {
@@ -26,31 +29,6 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
     if (out.length >= MAX_VALIDATIONS) break;
   }
   return out;
-}
-
-/**
- * The one 400 of every route: the message names the first field and states its rule (as a
- * sentence), `validations` lists at most MAX_VALIDATIONS problems.
- */
-export function validationFailed(validations: FieldValidation[]): DomainError {
-  const first = validations[0];
-  if (!first) return DomainError.invalid('Invalid request.');
-  const more = validations.length - 1;
-  // A capped list does not know how many more there were.
-  const count =
-    validations.length >= MAX_VALIDATIONS
-      ? 'more problems'
-      : more === 1
-        ? '1 more problem'
-        : `${more} more problems`;
-  const rest = more > 0 ? ` (and ${count}, see validations)` : '';
-  // Details are phrases ("must not be negative"); a few arrive as sentences ("Must not exceed N.").
-  const rule = first.detail.replace(/\.$/, '').replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase());
-  const what = first.detail === UNKNOWN_FIELD ? 'Unknown field' : 'Invalid';
-  return DomainError.invalid(
-    `${what} ${first.field}: ${rule}${rest}.`,
-    validations.slice(0, MAX_VALIDATIONS),
-  );
 }
 
 /** The fields a DTO accepts, and the DTO of each field that holds nested DTOs. */

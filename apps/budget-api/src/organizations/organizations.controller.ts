@@ -1,13 +1,13 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
 import type { OrgRole } from '@aigov/db';
 import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { UserRefParam } from '../http/params';
 import { PageQuery, listBody, page } from '../http/query.dto';
 import { organizationMemberResponse, organizationResponse } from '../http/responses';
-import { CreateOrganizationDto, ORG_ROLE_RULE, PutMemberDto, isOrgRole } from './organizations.dto';
+import { CreateOrganizationDto, PutMemberDto } from './organizations.dto';
 import { OrganizationRefParam } from '../http/params';
-import { OptionalBody, elementErrors, throwIfInvalid } from '../http/validation.pipe';
+import { OptionalBody } from '../http/validation.pipe';
 import { OrganizationsService } from './organizations.service';
 
 /** A list entry: the member shape without the organization id that the path already names. */
@@ -17,7 +17,10 @@ const listedMember = ({ organization_id: _org, ...member }: ReturnType<typeof or
 @Controller('api/v2/organizations')
 @Authenticated()
 export class OrganizationsController {
-  constructor(@Inject(OrganizationsService) private readonly organizations: OrganizationsService) {}
+  constructor(
+    @Inject(Stores) private readonly stores: Stores,
+    @Inject(OrganizationsService) private readonly organizations: OrganizationsService,
+  ) {}
 
   @Post()
   @HttpCode(201)
@@ -26,24 +29,25 @@ export class OrganizationsController {
     @RequestId() requestId: string,
     @Body() body: CreateOrganizationDto,
   ) {
-    const org = await this.organizations.createOrganization(
-      actor,
-      requestId,
-      body.name,
-      body.display_name ?? null,
+    // The Everyone group comes with it (database trigger, same transaction).
+    const org = await this.stores.transaction(requestId, (tx) =>
+      tx.organizations.createOrganization(actor, body.name, body.display_name ?? null),
     );
     return organizationResponse(org);
   }
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: PageQuery) {
-    const { organizations, ...counted } = await this.organizations.listOrganizations(actor, page(query));
+    const { organizations, ...counted } = await this.stores.organizations.listOrganizations(
+      actor,
+      page(query),
+    );
     return listBody('organizations', organizations.map(organizationResponse), counted);
   }
 
   @Get(':organization')
   async get(@CurrentActor() actor: UserActor, @Param('organization', OrganizationRefParam) ref: string) {
-    return organizationResponse(await this.organizations.getOrganization(actor, ref));
+    return organizationResponse(await this.stores.organizations.getOrganization(actor, ref));
   }
 
   @Get(':organization/members')
@@ -71,7 +75,6 @@ export class OrganizationsController {
     @Body(new OptionalBody(PutMemberDto)) raw: unknown,
   ) {
     const body = raw as PutMemberDto;
-    throwIfInvalid(elementErrors('roles', body.roles, isOrgRole, ORG_ROLE_RULE));
     const roles = body.roles === undefined ? null : ([...new Set(body.roles)] as OrgRole[]);
     const member = await this.organizations.putMember(actor, requestId, orgRef, userRef, roles);
     return organizationMemberResponse(member);

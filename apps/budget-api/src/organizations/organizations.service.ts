@@ -1,30 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor } from '@aigov/authz';
-import type { Organization, OrganizationMember, OrgRole, Page } from '@aigov/db';
+import type { OrganizationMember, OrgRole, Page } from '@aigov/db';
 
 @Injectable()
 export class OrganizationsService {
   constructor(@Inject(Stores) private readonly stores: Stores) {}
-
-  /** The Everyone group comes with it (database trigger, same transaction). */
-  createOrganization(
-    actor: Actor,
-    requestId: string,
-    name: string,
-    displayName: string | null,
-  ): Promise<Organization> {
-    return this.stores.transaction(requestId, (tx) =>
-      tx.organizations.createOrganization(actor, name, displayName),
-    );
-  }
-
-  listOrganizations(actor: Actor, page: Page) {
-    return this.stores.organizations.listOrganizations(actor, page);
-  }
-
-  getOrganization(actor: Actor, ref: string): Promise<Organization> {
-    return this.stores.organizations.getOrganization(actor, ref);
-  }
 
   async listMembers(actor: Actor, ref: string, page: Page) {
     const org = await this.stores.organizations.getOrganization(actor, ref);

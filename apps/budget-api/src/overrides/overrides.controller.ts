@@ -1,9 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Put } from '@nestjs/common';
 import { ApiBody } from '@nestjs/swagger';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
 import type { UserOverride } from '@aigov/db';
 import { AiBudgetRoute, Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { UserRefParam } from '../http/params';
+import { StrictValidationPipe } from '../http/validation.pipe';
 import { PutOverrideDto } from './overrides.dto';
 import { OverridesService } from './overrides.service';
 
@@ -19,23 +20,33 @@ const overrideResponse = (o: UserOverride) => ({
 @Authenticated()
 @AiBudgetRoute()
 export class OverridesController {
-  constructor(@Inject(OverridesService) private readonly overrides: OverridesService) {}
+  private readonly validate = new StrictValidationPipe();
+
+  constructor(
+    @Inject(Stores) private readonly stores: Stores,
+    @Inject(OverridesService) private readonly overrides: OverridesService,
+  ) {}
 
   @Get()
   async get(@CurrentActor() actor: UserActor, @Param('user', UserRefParam) user: string) {
     return overrideResponse(await this.overrides.get(actor, user));
   }
 
-  /** The body is validated in the service, after the user lookup (docs/api.md's order of checks). */
+  /** The body is validated here, after the user lookup (docs/api.md's order of checks). */
   @Put()
   @HttpCode(200)
   @ApiBody({ type: PutOverrideDto })
   async put(
     @CurrentActor() actor: UserActor,
     @RequestId() requestId: string,
-    @Param('user', UserRefParam) user: string,
-    @Body() body: unknown,
+    @Param('user', UserRefParam) userRef: string,
+    @Body() rawBody: unknown,
   ) {
+    const user = await this.stores.users.getUser(actor, userRef);
+    const body = (await this.validate.transform(rawBody, {
+      type: 'body',
+      metatype: PutOverrideDto,
+    })) as PutOverrideDto;
     return overrideResponse(await this.overrides.put(actor, requestId, user, body));
   }
 

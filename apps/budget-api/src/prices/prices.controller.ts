@@ -1,10 +1,11 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
+import type { PriceTierRow } from '@aigov/db';
 import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { listBody, page } from '../http/query.dto';
 import { priceResponse } from '../http/responses';
 import { ModelParam, ProviderParam } from './price-params';
-import { ListPricesQuery, PutPriceDto, SyncPricesDto } from './prices.dto';
+import { ListPricesQuery, PutPriceDto, SyncPricesDto, type PriceTierDto } from './prices.dto';
 import { PricesService } from './prices.service';
 
 /**
@@ -16,15 +17,28 @@ import { PricesService } from './prices.service';
 const PRICE_PATH = ':provider/*';
 const MODEL = '*';
 
+const big = (v: number | null): bigint | null => (v === null ? null : BigInt(v));
+
+const tierRow = (t: PriceTierDto): PriceTierRow => ({
+  min_context_tokens: t.min_context_tokens,
+  input_price: t.input_price,
+  output_price: t.output_price,
+  cache_read_price: t.cache_read_price,
+  cache_write_price: t.cache_write_price,
+});
+
 /** The price book (docs/api.md). */
 @Controller('api/v2/ai/model-prices')
 @Authenticated()
 export class PricesController {
-  constructor(@Inject(PricesService) private readonly prices: PricesService) {}
+  constructor(
+    @Inject(Stores) private readonly stores: Stores,
+    @Inject(PricesService) private readonly prices: PricesService,
+  ) {}
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: ListPricesQuery) {
-    const { prices, ...counted } = await this.prices.list(
+    const { prices, ...counted } = await this.stores.prices.listPrices(
       actor,
       { provider: query.provider, model: query.model, source: query.source },
       page(query),
@@ -38,15 +52,17 @@ export class PricesController {
     return this.prices.sync(actor, requestId, body.source);
   }
 
+  /** The effective price: the custom row when there is one, else the default row. */
   @Get(PRICE_PATH)
   async get(
     @CurrentActor() actor: UserActor,
     @Param('provider', ProviderParam) provider: string,
     @Param(MODEL, ModelParam) model: string,
   ) {
-    return priceResponse(await this.prices.get(actor, provider, model));
+    return priceResponse(await this.stores.prices.getEffectivePrice(actor, provider, model));
   }
 
+  /** Sets the custom row (create or update). */
   @Put(PRICE_PATH)
   @HttpCode(200)
   async put(
@@ -56,7 +72,18 @@ export class PricesController {
     @Param(MODEL, ModelParam) model: string,
     @Body() body: PutPriceDto,
   ) {
-    return priceResponse(await this.prices.putCustom(actor, requestId, provider, model, body));
+    const input = {
+      inputPrice: big(body.input_price),
+      outputPrice: big(body.output_price),
+      cacheReadPrice: big(body.cache_read_price),
+      cacheWritePrice: big(body.cache_write_price),
+      // No tiers has one spelling: an empty list is stored as null, like an absent one.
+      tiers: body.tiers && body.tiers.length > 0 ? body.tiers.map(tierRow) : null,
+    };
+    const { after } = await this.stores.transaction(requestId, (tx) =>
+      tx.prices.upsertCustomPrice(actor, provider, model, input),
+    );
+    return priceResponse(after);
   }
 
   @Delete(PRICE_PATH)
@@ -67,6 +94,6 @@ export class PricesController {
     @Param('provider', ProviderParam) provider: string,
     @Param(MODEL, ModelParam) model: string,
   ): Promise<void> {
-    await this.prices.deleteCustom(actor, requestId, provider, model);
+    await this.stores.transaction(requestId, (tx) => tx.prices.deleteCustomPrice(actor, provider, model));
   }
 }

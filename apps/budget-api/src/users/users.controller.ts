@@ -11,7 +11,7 @@ import {
   Put,
   Query,
 } from '@nestjs/common';
-import type { UserActor } from '@aigov/authz';
+import { Stores, type UserActor } from '@aigov/authz';
 import type { SiteRole } from '@aigov/db';
 import { Authenticated, CurrentActor, Public, RequestId } from '../auth/decorators';
 import { KeyIdParam, UserRefParam } from '../http/params';
@@ -24,7 +24,10 @@ import { UsersService } from './users.service';
 @Controller('api/v2/users')
 @Authenticated()
 export class UsersController {
-  constructor(@Inject(UsersService) private readonly users: UsersService) {}
+  constructor(
+    @Inject(Stores) private readonly stores: Stores,
+    @Inject(UsersService) private readonly users: UsersService,
+  ) {}
 
   /** Bootstrap: the first user becomes owner; 409 once any user exists. The token is shown once. */
   @Public()
@@ -43,7 +46,7 @@ export class UsersController {
 
   @Get()
   async list(@CurrentActor() actor: UserActor, @Query() query: ListUsersQuery) {
-    const { users, ...counted } = await this.users.listUsers(actor, query.q ?? null, page(query));
+    const { users, ...counted } = await this.stores.users.listUsers(actor, query.q ?? null, page(query));
     return listBody('users', users.map(userResponse), counted);
   }
 
@@ -66,7 +69,7 @@ export class UsersController {
 
   @Get(':user')
   async get(@CurrentActor() actor: UserActor, @Param('user', UserRefParam) ref: string) {
-    return userResponse(await this.users.getUser(actor, ref));
+    return userResponse(await this.stores.users.getUser(actor, ref));
   }
 
   @Delete(':user')

@@ -1,10 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Stores, type Actor, type UserActor } from '@aigov/authz';
-import { IdentityRepository, type Organization, type Page, type SiteRole, type User } from '@aigov/db';
-import { DomainError } from '@aigov/errors';
+import {
+  OrganizationRepository,
+  UserRepository,
+  type Organization,
+  type Page,
+  type SiteRole,
+  type User,
+} from '@aigov/db';
+import { DomainError, validationFailed } from '@aigov/errors';
 import { DataSource } from 'typeorm';
 import { newToken } from '../auth/tokens';
-import { validationFailed } from '../http/validation.pipe';
 
 const FIRST_USER_LOCK = 4_702_113_903;
 const DEFAULT_ORGANIZATION = 'default';
@@ -24,45 +30,18 @@ export class UsersService {
   async createFirstUser(requestId: string, u: { username: string; email: string; name: string | null }) {
     return this.ds.transaction(async (em) => {
       await em.query('SELECT pg_advisory_xact_lock($1)', [FIRST_USER_LOCK]);
-      const identity = new IdentityRepository(em);
-      if ((await identity.countUsers()) > 0) {
+      if ((await new UserRepository(em).countUsers()) > 0) {
         throw new DomainError('conflict', 'The first user already exists; ask an owner for an account.');
       }
       // Nobody can authorize the first user's creation: it is recorded as done by that user.
-      const user = await identity.createUser({ ...u, roles: ['owner'] });
-      const actor: UserActor = {
-        kind: 'user',
-        id: user.id,
-        username: user.username,
-        status: user.status,
-        siteRoles: new Set(user.roles),
-        orgRoles: new Map(),
-        groupIds: new Set(),
-      };
       const tx = new Stores(em, requestId);
-      const who = { id: user.id, username: user.username };
-      await tx.audit.record(actor, {
-        action: 'create',
-        resourceType: 'user',
-        resourceId: user.id,
-        organizationId: null,
-        diff: { username: user.username, email: user.email, name: user.name, status: user.status },
-        requestId,
-      });
-      await tx.audit.record(actor, {
-        action: 'create',
-        resourceType: 'user_roles',
-        resourceId: user.id,
-        organizationId: null,
-        diff: { user: who, roles: { before: [], after: user.roles } },
-        requestId,
-      });
+      const { user, actor } = await tx.users.createFirstOwner(u);
       const org =
-        (await identity.getOrganizationByName(DEFAULT_ORGANIZATION)) ??
+        (await new OrganizationRepository(em).getOrganizationByName(DEFAULT_ORGANIZATION)) ??
         (await tx.organizations.createOrganization(actor, DEFAULT_ORGANIZATION, 'Default'));
       await tx.organizations.upsertMember(actor, org, user, []);
       const t = newToken();
-      await tx.users.createKey(actor, user, {
+      await tx.keys.createKey(actor, user, {
         id: t.id,
         name: 'first',
         secretHash: t.secretHash,
@@ -70,14 +49,6 @@ export class UsersService {
       });
       return { user, token: t.token };
     });
-  }
-
-  getUser(actor: Actor, ref: string): Promise<User> {
-    return this.stores.users.getUser(actor, ref);
-  }
-
-  listUsers(actor: Actor, q: string | null, page: { limit: number; offset: number }) {
-    return this.stores.users.listUsers(actor, q, page);
   }
 
   async createUser(
@@ -165,7 +136,7 @@ export class UsersService {
       const user = await tx.users.getUser(actor, ref);
       const t = newToken();
       const expiresAt = lifetimeSeconds === null ? null : new Date(Date.now() + lifetimeSeconds * 1000);
-      const key = await tx.users.createKey(actor, user, {
+      const key = await tx.keys.createKey(actor, user, {
         id: t.id,
         name,
         secretHash: t.secretHash,
@@ -177,13 +148,13 @@ export class UsersService {
 
   async listKeys(actor: Actor, ref: string, page: Page) {
     const user = await this.stores.users.getUser(actor, ref);
-    return this.stores.users.listKeys(actor, user, page);
+    return this.stores.keys.listKeys(actor, user, page);
   }
 
   async deleteKey(actor: Actor, requestId: string, ref: string, keyId: string): Promise<void> {
     await this.stores.transaction(requestId, async (tx) => {
       const user = await tx.users.getUser(actor, ref);
-      await tx.users.deleteKey(actor, user, keyId);
+      await tx.keys.deleteKey(actor, user, keyId);
     });
   }
 }
