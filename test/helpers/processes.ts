@@ -50,8 +50,12 @@ export interface HttpAnswer {
   body: string;
 }
 
-/** One GET without keep-alive; rejects when nothing listens (ECONNREFUSED) or on timeout. */
-export function httpGet(port: number, urlPath: string, timeoutMs = 3_000): Promise<HttpAnswer> {
+/**
+ * One GET without keep-alive; rejects when nothing listens (ECONNREFUSED) or on timeout. The
+ * default timeout is generous: a starting app on a loaded machine can take seconds to answer, and
+ * waitReady() records a timed-out poll as an observation that some tests reject.
+ */
+export function httpGet(port: number, urlPath: string, timeoutMs = 10_000): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.get(
       { host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs },
