@@ -44,6 +44,25 @@ type Send = (method: string, path: string, who: Person | null, body?: unknown) =
 /** The actor of the entries the database writes for cascades (contract 1.4, 1.5). */
 const DB = 'system:database';
 
+/** The key's entries never hold its secret or the secret's hash (contract 1.5). */
+async function expectNoSecret(api: ApiHarness, keyId: string, token: string): Promise<void> {
+  const secret = token.slice(token.indexOf('-') + 1);
+  expect(secret.length).toBeGreaterThanOrEqual(22);
+  const [{ hash }] = await api.sql<{ hash: string }>(
+    `SELECT encode(secret_hash, 'hex') AS hash FROM api_keys WHERE id = $1`,
+    [keyId],
+  );
+  const diffs = await api.sql<{ diff: unknown }>(
+    `SELECT diff FROM audit_logs WHERE resource_type = 'api_key' AND resource_id = $1`,
+    [keyId],
+  );
+  expect(diffs.length).toBeGreaterThan(0);
+  const text = JSON.stringify(diffs).toLowerCase();
+  expect(text).not.toContain(secret.toLowerCase());
+  expect(text).not.toContain(hash);
+  expect(text).not.toContain(Buffer.from(hash, 'hex').toString('base64').toLowerCase());
+}
+
 const PRICE = { input_price: 1, output_price: 2, cache_read_price: null, cache_write_price: null };
 
 /** A member of the default organization, in a fresh group, with a key and an override there. */
@@ -153,10 +172,9 @@ const CASES: Case[] = [
     success: async (c, send) => {
       const u = await c.world.person(c.owner, c.name);
       const res = await send('POST', `/api/v2/users/${u.id}/keys`, c.owner, { name: 'k' });
-      return {
-        res,
-        rows: [{ action: 'create', resource_type: 'api_key', resource_id: (res.body as { id: string }).id }],
-      };
+      const { id, key: token } = res.body as { id: string; key: string };
+      await expectNoSecret(c.api, id, token);
+      return { res, rows: [{ action: 'create', resource_type: 'api_key', resource_id: id }] };
     },
     failure: async (c, send) => {
       const u = await c.world.person(c.owner, c.name);
@@ -494,6 +512,7 @@ describe('audit rows of the bootstrap (POST /api/v2/users/first, a database of i
     const user = res.body.user.id;
     const [org] = await api.sql<{ id: string }>(`SELECT id FROM organizations WHERE name = 'default'`);
     const keyId = res.body.token.split('-')[0];
+    await expectNoSecret(api, keyId, res.body.token);
     const got = await rowsOf('audit-completeness-first');
     expect(got.map(key).sort()).toEqual(
       [
