@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { startNatsServer, type TestNatsServer } from '@aigov/testing';
+import { startNatsServer, waitFor, type TestNatsServer } from '@aigov/testing';
 import {
   NodeProcess,
   START_SCRIPT,
@@ -92,14 +92,6 @@ describe('npm start with the embedded PostgreSQL (no DATABASE_URL)', () => {
     }
   }
 
-  async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number) {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-      await sleep(200);
-    }
-  }
-
   async function anyPortAnswers(): Promise<boolean> {
     const answers = await Promise.all([ports.api, ports.worker, ports.listener].map((p) => portAnswers(p)));
     return answers.some(Boolean);
@@ -173,8 +165,8 @@ describe('npm start with the embedded PostgreSQL (no DATABASE_URL)', () => {
 
   it('SIGKILL of the launcher: its apps exit, PostgreSQL runs on, and the next start adopts it with the data', async () => {
     process.kill(launcher.pid, 'SIGKILL');
-    await launcher.waitForExit(10_000);
-    await waitUntil(
+    await launcher.waitForExit(30_000);
+    await waitFor(
       'the killed launcher’s apps have released their ports',
       async () => !(await anyPortAnswers()),
       30_000,

@@ -4,6 +4,7 @@ import {
   startPrivatePostgres,
   type PrivatePostgres,
   type TestNatsServer,
+  waitFor,
 } from '@aigov/testing';
 import { ApiHarness, World, type Person } from './helpers/api';
 
@@ -11,13 +12,10 @@ import { ApiHarness, World, type Person } from './helpers/api';
 // own): answers are 503 with Retry-After and the error body, never a 500 or a crash, and the
 // app recovers by itself when the dependency is back.
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** How long a recovery may take on a loaded machine: a deadline, not a measurement. */
+const RECOVERY_MS = 60_000;
+// Above the recovery deadline, so a slow recovery fails with waitFor's message, not Jest's.
+jest.setTimeout(150_000);
 
 describe('dependencies stopped under the running budget-api', () => {
   let pg: PrivatePostgres;
@@ -83,20 +81,28 @@ describe('dependencies stopped under the running budget-api', () => {
       pg.start();
     }
 
-    await waitFor('the API to answer again', async () => (await putBudget(3_000_000)).status === 200);
+    await waitFor(
+      'the API to answer again',
+      async () => (await putBudget(3_000_000)).status === 200,
+      RECOVERY_MS,
+    );
     const [row] = await api.sql<{ spend_limit_micros: string }>(
       'SELECT spend_limit_micros FROM group_ai_budgets WHERE group_id = $1',
       [group],
     );
     // Nothing written while the database was down, nothing lost after: the last PUT holds.
     expect(row.spend_limit_micros).toBe('3000000');
-    await waitFor('readiness', async () => (await api.request('GET', '/readyz')).status === 200);
+    await waitFor('readiness', async () => (await api.request('GET', '/readyz')).status === 200, RECOVERY_MS);
   });
 
   it('answers 503 for a price sync while NATS is down, and is ready again when it is back', async () => {
     await nats.stop();
     try {
-      await waitFor('readiness to notice', async () => (await api.request('GET', '/readyz')).status === 503);
+      await waitFor(
+        'readiness to notice',
+        async () => (await api.request('GET', '/readyz')).status === 503,
+        RECOVERY_MS,
+      );
       const res = await api.call('POST', '/api/v2/ai/model-prices/sync', owner, { source: 'embedded' });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -109,6 +115,7 @@ describe('dependencies stopped under the running budget-api', () => {
     await waitFor(
       'readiness after NATS is back',
       async () => (await api.request('GET', '/readyz')).status === 200,
+      RECOVERY_MS,
     );
   });
 });

@@ -20,6 +20,13 @@ async function natsCheck(
   }
 }
 
+/**
+ * How long readiness may take to follow NATS (reconnect attempts included) on a loaded machine:
+ * natsCheck answers the last state at this deadline and the test asserts on it.
+ */
+const READY_MS = 30_000;
+jest.setTimeout(150_000);
+
 describe('readiness follows the NATS connection (real nats-server)', () => {
   let nats: TestNatsServer;
   let api: ApiHarness;
@@ -39,10 +46,10 @@ describe('readiness follows the NATS connection (real nats-server)', () => {
   });
 
   it('is ready with NATS, not ready while the server is gone, ready again after it returns', async () => {
-    expect(await natsCheck(api, true, 5_000)).toEqual({ ok: true });
+    expect(await natsCheck(api, true, READY_MS)).toEqual({ ok: true });
     const port = nats.port;
     await nats.stop();
-    const down = await natsCheck(api, false, 10_000);
+    const down = await natsCheck(api, false, READY_MS);
     expect(down.ok).toBe(false);
     expect(down.detail).toMatch(/unreachable/);
 
@@ -58,9 +65,10 @@ describe('readiness follows the NATS connection (real nats-server)', () => {
       body: { source: 'embedded' },
     });
     expect(sync.status).toBe(503);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // Half the 20 s sync timeout: room for a loaded machine, and still short of waiting it out.
+    expect(Date.now() - started).toBeLessThan(10_000);
 
     nats = await startNatsServer({ port });
-    expect(await natsCheck(api, true, 15_000)).toEqual({ ok: true });
+    expect(await natsCheck(api, true, READY_MS)).toEqual({ ok: true });
   });
 });

@@ -58,7 +58,7 @@ describe('dependencies overridden for Node 20 still work with their parents', ()
           msg.respond(`re: ${msg.string()}`);
         },
       });
-      const reply = await nc.request('aigov.overrides.echo', 'ping', { timeout: 5_000 });
+      const reply = await nc.request('aigov.overrides.echo', 'ping', { timeout: 15_000 });
       expect(reply.string()).toBe('re: ping');
       expect(nc.info?.server_id).toBeTruthy();
     } finally {

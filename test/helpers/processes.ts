@@ -19,18 +19,8 @@ export function appMain(app: AppName): string {
 
 export const START_SCRIPT = path.join(ROOT, 'dist', 'scripts', 'start.js');
 
-/** A TCP port that was free a moment ago (and, unless someone grabs it, is closed now). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// Tests import it from here as well as from @aigov/testing: one implementation.
+export { freePort } from '@aigov/testing';
 
 export async function portAnswers(port: number, timeoutMs = 1_000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -60,8 +50,12 @@ export interface HttpAnswer {
   body: string;
 }
 
-/** One GET without keep-alive; rejects when nothing listens (ECONNREFUSED) or on timeout. */
-export function httpGet(port: number, urlPath: string, timeoutMs = 3_000): Promise<HttpAnswer> {
+/**
+ * One GET without keep-alive; rejects when nothing listens (ECONNREFUSED) or on timeout. The
+ * default timeout is generous: a starting app on a loaded machine can take seconds to answer, and
+ * waitReady() records a timed-out poll as an observation that some tests reject.
+ */
+export function httpGet(port: number, urlPath: string, timeoutMs = 10_000): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.get(
       { host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs },

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { SystemActor } from '@aigov/contracts';
 import { q, type Group, type Organization, type OrgRole, type SiteRole, type User } from '@aigov/db';
 import type { Actor, UserActor } from '@aigov/authz';
-import type { Pool } from 'pg';
+import { waitForNoConnections } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 
 let seq = 0;
@@ -263,23 +263,15 @@ export async function setup(ds: DataSource): Promise<World> {
 }
 
 /**
- * Destroys the DataSource and waits until its connections are really closed: pg-pool's end()
- * resolves earlier, and DROP DATABASE ... WITH (FORCE) right after would kill a live connection
- * (the same reason as closePool in @aigov/testing, which cannot be used here because the
- * DataSource ends its own pool).
+ * Destroys the DataSource and waits until the server has no connection to its database left:
+ * the pool's end() resolves before its sockets are closed, and DROP DATABASE ... WITH (FORCE)
+ * right after would kill a live connection (the same reason as closePool in @aigov/testing,
+ * which cannot be used here because the DataSource ends its own pool). Public means only: the
+ * database is asked for its name before, and `pg_stat_activity` after.
  */
 export async function destroyDataSource(ds: DataSource): Promise<void> {
   if (!ds.isInitialized) return;
-  const pool = (ds.driver as unknown as { master?: Pool }).master;
-  const open = pool?.totalCount ?? 0;
-  let closed = 0;
-  const allClosed = new Promise<void>((resolve) => {
-    if (!pool || open === 0) return resolve();
-    pool.on('remove', () => {
-      closed += 1;
-      if (closed >= open) resolve();
-    });
-  });
+  const [{ name }] = await rows<{ name: string }>(ds, 'SELECT current_database() AS name');
   await ds.destroy();
-  await allClosed;
+  await waitForNoConnections(name);
 }

@@ -5,6 +5,7 @@ import { Client } from 'pg';
 import { testSettings } from '../../config/src/config';
 import { createDataSource } from '../../db/src/data-source';
 import { runMigrationsLocked } from '../../db/src/migrate';
+import { waitFor } from './wait';
 
 // Relative imports on purpose: Jest's globalSetup does not go through moduleNameMapper.
 
@@ -116,4 +117,29 @@ export async function closePool(pool: import('pg').Pool): Promise<void> {
   });
   await pool.end();
   await allClosed;
+}
+
+/**
+ * Waits until no session is connected to `database` any more, asking the server itself
+ * (`pg_stat_activity`, from an admin connection). For clients whose pool is not ours to watch
+ * (a TypeORM DataSource ends its own): destroy them, then wait here before dropping the database,
+ * so that DROP DATABASE ... WITH (FORCE) never kills a connection still closing (which its
+ * client would report as an unhandled 57P01 error later). The bound is a deadline for a loaded
+ * machine; a connection that stays open past it is a leak and fails the caller.
+ */
+export async function waitForNoConnections(database: string, timeoutMs = 30_000): Promise<void> {
+  await withAdmin((c) =>
+    waitFor(
+      `the connections to ${database} to close`,
+      async () => {
+        const res = await c.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [database],
+        );
+        return res.rows[0].n === 0;
+      },
+      timeoutMs,
+      50,
+    ),
+  );
 }

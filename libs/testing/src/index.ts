@@ -5,3 +5,4 @@ export * from './http-fixture';
 export * from './nats-server';
 export * from './private-postgres';
 export * from './ports';
+export * from './wait';

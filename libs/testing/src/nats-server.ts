@@ -64,10 +64,11 @@ export async function startNatsServer(
   child.stderr?.on('data', (d: string) => {
     stderr = (stderr + d).slice(-4_000);
   });
-  const deadline = Date.now() + 10_000;
+  // Generous: on a loaded 2-core machine the binary alone can take seconds to start.
+  const deadline = Date.now() + 30_000;
   while (!(await answers(port))) {
     if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}: ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`nats-server did not start within 10 s: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`nats-server did not start within 30 s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 25));
   }
   return {
