@@ -17,7 +17,10 @@ import { NodeProcess, ROOT, appEnv, appMain, freePort, jsonLines } from './helpe
 const DOC = fs.readFileSync(path.join(ROOT, 'docs', 'nats-security.md'), 'utf8');
 const SERVER_CONFIG = /```conf\n(authorization \{[\s\S]*?)```/.exec(DOC)?.[1] ?? '';
 
-const secret = (): string => randomBytes(12).toString('base64url');
+// nats-server parses an environment value like any configuration value: a password that starts
+// with digits can be read as a number or a date (seen: "All ISO8601 dates must be in full Zulu
+// form"). Letters first keep it a string; docs/nats-security.md says the same to operators.
+const secret = (): string => `pw${randomBytes(16).toString('hex')}`;
 const PASSWORDS = {
   BUDGET_API_PASSWORD: secret(),
   PRICING_WORKER_PASSWORD: secret(),
