@@ -204,7 +204,12 @@ async function main(): Promise<void> {
     const nats = await ensureNats(config, log);
     natsChild = nats.child;
 
-    const env = childEnvironment({ DATABASE_URL: databaseUrl, NATS_ENABLED: String(nats.enabled) });
+    // On the embedded database the apps find the cluster through DATA_DIR themselves (as one
+    // started alone would), so they know it is the embedded one and keep fewer idle connections.
+    const env = childEnvironment({
+      DATABASE_URL: config.databaseUrl === null ? undefined : databaseUrl,
+      NATS_ENABLED: String(nats.enabled),
+    });
     for (const app of APPS) {
       const main = path.join(ROOT, 'dist', 'apps', app.name, 'src', 'main.js');
       // FSTWRN004: the API replaces Nest's Fastify error handler on purpose (see http/setup.ts).
