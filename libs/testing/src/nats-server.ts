@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './ports';
-import { testSettings } from '../../config/src/config';
+import { childEnvironment, testSettings } from '../../config/src/config';
 
 export interface TestNatsServer {
   url: string;
@@ -58,7 +58,7 @@ export async function startNatsServer(
   // A configuration may read values (passwords) from the server's environment: `$NAME`.
   const child = spawn(findBinary(), args, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...opts.env },
+    env: childEnvironment(opts.env ?? {}),
   });
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (d: string) => {
