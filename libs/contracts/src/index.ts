@@ -10,5 +10,6 @@ export * from './nats-client';
 export * from './nats.module';
 export * from './money';
 export * from './cloudevents';
+export * from './identity-events';
 export * from './text';
 export * from './text.validators';
