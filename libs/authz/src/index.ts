@@ -12,4 +12,5 @@ export * from './group-budgets.store';
 export * from './overrides.store';
 export * from './prices.store';
 export * from './audit.store';
+export * from './identity-sync.store';
 export { UUID, notFound } from './store-checks';

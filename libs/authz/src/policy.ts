@@ -51,6 +51,8 @@ export const ROLE_TABLE = {
   'price.sync': { site: ['owner'] },
   'audit.read': { site: ['owner', 'auditor'] },
   'budget.enforce': { site: ['owner', 'ai-gateway'] },
+  // Identities, organizations, groups and memberships as the identity system publishes them.
+  'identity.sync': { system: ['system:membership-listener'] },
 } as const satisfies Record<string, Rule>;
 
 export type Action = keyof typeof ROLE_TABLE;

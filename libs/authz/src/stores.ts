@@ -3,6 +3,7 @@ import {
   AuditRepository,
   GroupBudgetRepository,
   GroupRepository,
+  IdentitySyncRepository,
   OrganizationRepository,
   OverrideRepository,
   PriceQueryRepository,
@@ -15,6 +16,7 @@ import { AuditTrail } from './audit-trail';
 import { AuditStore } from './audit.store';
 import { BudgetStore } from './group-budgets.store';
 import { GroupStore } from './groups.store';
+import { IdentitySyncStore } from './identity-sync.store';
 import { OrganizationStore } from './organizations.store';
 import { OverrideStore } from './overrides.store';
 import { PriceStore } from './prices.store';
@@ -37,6 +39,7 @@ export class Stores {
   readonly keys: ApiKeyStore;
   readonly organizations: OrganizationStore;
   readonly overrides: OverrideStore;
+  readonly identity: IdentitySyncStore;
 
   /**
    * `requestId`: the request the changes belong to, written to their audit entries. Changing
@@ -58,6 +61,7 @@ export class Stores {
     this.keys = new ApiKeyStore(users, new ApiKeyRepository(db), trail);
     this.organizations = new OrganizationStore(new OrganizationRepository(db), trail);
     this.overrides = new OverrideStore(this.users, this.groups, new OverrideRepository(db), groups, trail);
+    this.identity = new IdentitySyncStore(new IdentitySyncRepository(db), trail);
   }
 
   /**
@@ -67,6 +71,34 @@ export class Stores {
    * pause); one that outlives the retries surfaces as the driver error, which the transports
    * map to "unavailable, retry later".
    */
+  /**
+   * The same stores in the same open transaction, recording `requestId` from here on, in the
+   * audit entries they write and (set_config) in those the database's triggers write: a batch
+   * of events applied in one transaction, each under its own id.
+   */
+  async forRequest(requestId: string): Promise<Stores> {
+    await this.db.query(`SELECT set_config('aigov.request_id', $1, true)`, [requestId]);
+    return new Stores(this.db, requestId);
+  }
+
+  /**
+   * Runs `fn` inside a savepoint of the open transaction: what it changed is kept when it
+   * returns `keep: true`, undone when it returns `keep: false` or throws (the error goes on).
+   */
+  async savepoint<T>(fn: () => Promise<{ keep: boolean; value: T }>): Promise<T> {
+    await this.db.query('SAVEPOINT aigov_step');
+    let result: { keep: boolean; value: T };
+    try {
+      result = await fn();
+    } catch (err) {
+      // A broken connection fails the rollback too; the original error says why.
+      await this.db.query('ROLLBACK TO SAVEPOINT aigov_step').catch(() => undefined);
+      throw err;
+    }
+    await this.db.query(result.keep ? 'RELEASE SAVEPOINT aigov_step' : 'ROLLBACK TO SAVEPOINT aigov_step');
+    return result.value;
+  }
+
   async transaction<T>(requestId: string | null, fn: (tx: Stores) => Promise<T>): Promise<T> {
     const ds = this.db instanceof DataSource ? this.db : this.db.connection;
     for (let attempt = 1; ; attempt++) {

@@ -15,5 +15,6 @@ export * from './repositories/group.repository';
 export * from './repositories/price-book.repository';
 export * from './repositories/types';
 export * from './repositories/override.repository';
+export * from './repositories/identity-sync.repository';
 export * from './database-errors';
 export * from './repositories/paging';

@@ -1,0 +1,297 @@
+import { randomUUID } from 'node:crypto';
+import { Stores } from '@aigov/authz';
+import type { IdentityDataBySubject, IdentityEvent, IdentitySubject } from '@aigov/contracts';
+import { createDataSource } from '@aigov/db';
+import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import type { DataSource } from 'typeorm';
+import type { ApplyOutcome } from './applier';
+import { IdentityApplier } from './identity-applier';
+
+// The effect of each identity event on a real PostgreSQL: the rows, the audit entries, the
+// overrides the triggers end, and the idempotency and ordering rules.
+
+let db: TestDatabase;
+let ds: DataSource;
+let applier: IdentityApplier;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ds = createDataSource({ url: db.url, poolSize: 4, applicationName: 'aigov-identity-applier-test' });
+  await ds.initialize();
+  applier = new IdentityApplier(new Stores(ds));
+});
+afterAll(async () => {
+  await ds.destroy();
+  await db.drop();
+});
+
+let clock = Date.parse('2026-01-01T00:00:00Z');
+/** A later time on every call, unless one is given (seconds after the test's epoch). */
+const at = (seconds?: number) =>
+  new Date(seconds === undefined ? (clock += 1000) : Date.parse('2030-06-01T00:00:00Z') + seconds * 1000);
+
+function ev<S extends IdentitySubject>(
+  type: S,
+  data: IdentityDataBySubject[S],
+  time = at(),
+  id = randomUUID(),
+) {
+  return { id, source: 'test', type, time, data } as IdentityEvent;
+}
+const kinds = (outcomes: ApplyOutcome[]) => outcomes.map((o) => o.kind);
+const apply = async (...events: IdentityEvent[]) => kinds(await applier.applyBatch(events));
+const rows = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) =>
+  await ds.query<T[]>(sql, params);
+const auditOf = (requestId: string) =>
+  rows<{ actor: string; action: string; resource_type: string; resource_id: string; reason: string | null }>(
+    `SELECT actor, action, resource_type, resource_id, reason FROM audit_logs WHERE request_id = $1 ORDER BY actor, resource_type, resource_id`,
+    [requestId],
+  );
+const auditCount = async () =>
+  Number((await rows<{ n: string }>('SELECT count(*) AS n FROM audit_logs'))[0].n);
+
+/** A user, an organization with the user as member, and a group of it with the user in it. */
+async function world(prefix: string) {
+  const user = randomUUID();
+  const org = randomUUID();
+  const group = randomUUID();
+  const out = await apply(
+    ev('identity.user.upserted', { user_id: user, username: `${prefix}-u`, email: `${prefix}@example.com` }),
+    ev('identity.organization.upserted', { organization_id: org, name: `${prefix}-org` }),
+    ev('identity.organization.member.added', {
+      organization_id: org,
+      user_id: user,
+      roles: ['organization-auditor'],
+    }),
+    ev('identity.group.upserted', { group_id: group, organization_id: org, name: `${prefix} group` }),
+    ev('identity.group.member.added', { group_id: group, user_id: user }),
+  );
+  expect(out).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
+  return { user, org, group };
+}
+const isOrgMember = async (org: string, user: string) =>
+  (await rows('SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2', [org, user]))
+    .length > 0;
+const isGroupMember = async (group: string, user: string) =>
+  (await rows('SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2', [group, user])).length > 0;
+const override = async (user: string, group: string): Promise<void> =>
+  void (await ds.query(
+    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, 5000000)',
+    [user, group],
+  ));
+const overrideOf = async (user: string) =>
+  (
+    await rows<{ group_id: string }>('SELECT group_id FROM user_ai_budget_overrides WHERE user_id = $1', [
+      user,
+    ])
+  )[0] ?? null;
+
+describe('each event has its documented effect and audit entries', () => {
+  it('user.upserted creates, changes only what differs, and says nothing when nothing differs', async () => {
+    const id = randomUUID();
+    const create = ev('identity.user.upserted', {
+      user_id: id,
+      username: 'ada',
+      email: 'ada@example.com',
+      name: 'Ada',
+    });
+    expect(await apply(create)).toEqual(['applied']);
+    expect(await auditOf(create.id)).toEqual([
+      {
+        actor: 'system:membership-listener',
+        action: 'create',
+        resource_type: 'user',
+        resource_id: id,
+        reason: null,
+      },
+    ]);
+    const same = ev('identity.user.upserted', { user_id: id, username: 'ada', email: 'ada@example.com' });
+    expect(await apply(same)).toEqual(['applied']);
+    expect(await auditOf(same.id)).toEqual([]);
+    const change = ev('identity.user.upserted', {
+      user_id: id,
+      username: 'ada',
+      email: 'ada@new.example.com',
+      status: 'suspended',
+    });
+    expect(await apply(change)).toEqual(['applied']);
+    const [entry] = await rows<{ action: string; diff: Record<string, unknown> }>(
+      'SELECT action, diff FROM audit_logs WHERE request_id = $1',
+      [change.id],
+    );
+    expect(entry.action).toBe('write');
+    expect(entry.diff).toMatchObject({
+      email: { before: 'ada@example.com', after: 'ada@new.example.com' },
+      status: { before: 'active', after: 'suspended' },
+    });
+    expect(entry.diff).not.toHaveProperty('name'); // absent name keeps the name
+    const [u] = await rows<{ name: string; status: string }>('SELECT name, status FROM users WHERE id = $1', [
+      id,
+    ]);
+    expect(u).toEqual({ name: 'Ada', status: 'suspended' });
+  });
+
+  it('organization.upserted creates the organization with its Everyone group; member.added sets roles', async () => {
+    const { user, org, group } = await world('w1');
+    expect(await rows('SELECT name FROM groups WHERE id = $1', [org])).toEqual([{ name: 'Everyone' }]);
+    const [m] = await rows<{ roles: string[] }>(
+      'SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2',
+      [org, user],
+    );
+    expect(m.roles).toEqual(['organization-auditor']);
+    // Without roles, an existing member keeps its roles (and nothing is audited).
+    const keep = ev('identity.organization.member.added', { organization_id: org, user_id: user });
+    expect(await apply(keep)).toEqual(['applied']);
+    expect(await auditOf(keep.id)).toEqual([]);
+    expect(await isGroupMember(group, user)).toBe(true);
+  });
+
+  it('group.member.removed for the attributed group ends the override, recorded by the database', async () => {
+    const { user, group } = await world('w2');
+    await override(user, group);
+    const remove = ev('identity.group.member.removed', { group_id: group, user_id: user });
+    expect(await apply(remove)).toEqual(['applied']);
+    expect(await overrideOf(user)).toBeNull();
+    expect(await auditOf(remove.id)).toEqual([
+      {
+        actor: 'system:database',
+        action: 'delete',
+        resource_type: 'user_ai_budget_override',
+        resource_id: user,
+        reason: 'membership_removed',
+      },
+      {
+        actor: 'system:membership-listener',
+        action: 'delete',
+        resource_type: 'group_member',
+        resource_id: `${group}/${user}`,
+        reason: null,
+      },
+    ]);
+  });
+
+  it('organization.member.removed ends overrides on Everyone and on the organization groups', async () => {
+    const a = await world('w3');
+    await override(a.user, a.org); // on Everyone
+    const other = randomUUID();
+    await apply(
+      ev('identity.user.upserted', { user_id: other, username: 'w3-other', email: 'w3-other@example.com' }),
+      ev('identity.organization.member.added', { organization_id: a.org, user_id: other }),
+      ev('identity.group.member.added', { group_id: a.group, user_id: other }),
+    );
+    await override(other, a.group);
+    const r1 = ev('identity.organization.member.removed', { organization_id: a.org, user_id: a.user });
+    const r2 = ev('identity.organization.member.removed', { organization_id: a.org, user_id: other });
+    expect(await apply(r1, r2)).toEqual(['applied', 'applied']);
+    expect(await overrideOf(a.user)).toBeNull();
+    expect(await overrideOf(other)).toBeNull();
+    expect(await isGroupMember(a.group, other)).toBe(false);
+    const types = (await auditOf(r2.id)).map((e) => `${e.actor} ${e.action} ${e.resource_type}`);
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'system:database delete user_ai_budget_override',
+        'system:database delete group_member',
+        'system:membership-listener delete organization_member',
+      ]),
+    );
+  });
+
+  it('deletions of users, groups and organizations remove what goes with them', async () => {
+    const { user, org, group } = await world('w4');
+    expect(await apply(ev('identity.group.deleted', { group_id: group }))).toEqual(['applied']);
+    expect(await rows('SELECT 1 FROM groups WHERE id = $1', [group])).toEqual([]);
+    expect(await apply(ev('identity.user.deleted', { user_id: user }))).toEqual(['applied']);
+    expect(await rows('SELECT 1 FROM users WHERE id = $1', [user])).toEqual([]);
+    expect(await apply(ev('identity.organization.deleted', { organization_id: org }))).toEqual(['applied']);
+    expect(await rows('SELECT 1 FROM organizations WHERE id = $1', [org])).toEqual([]);
+    // Removing what is not there is a no-op that still counts.
+    expect(await apply(ev('identity.user.deleted', { user_id: randomUUID() }))).toEqual(['applied']);
+  });
+});
+
+describe('idempotency and order', () => {
+  it('the same event three times has the effect of one', async () => {
+    const { user, org } = await world('d1');
+    const g = randomUUID();
+    const create = ev('identity.group.upserted', { group_id: g, organization_id: org, name: 'dup' });
+    const add = ev('identity.group.member.added', { group_id: g, user_id: user });
+    const before = await auditCount();
+    expect(await apply(create, add, add)).toEqual(['applied', 'applied', 'duplicate']);
+    expect(await apply(add, create)).toEqual(['duplicate', 'duplicate']);
+    expect((await auditCount()) - before).toBe(2);
+    expect(await isGroupMember(g, user)).toBe(true);
+  });
+
+  it('a late member.added never resurrects a membership removed later', async () => {
+    const { user, group, org } = await world('o1');
+    const removed = ev('identity.group.member.removed', { group_id: group, user_id: user }, at(100));
+    const lateAdd = ev('identity.group.member.added', { group_id: group, user_id: user }, at(50));
+    // Equal times are applied; an older time is stale.
+    expect(await apply(removed, lateAdd)).toEqual(['applied', 'stale']);
+    expect(await isGroupMember(group, user)).toBe(false);
+    // The organization removal counts for the group memberships it took away.
+    const orgRemoved = ev(
+      'identity.organization.member.removed',
+      { organization_id: org, user_id: user },
+      at(200),
+    );
+    expect(await apply(orgRemoved)).toEqual(['applied']);
+    expect(
+      await apply(ev('identity.organization.member.added', { organization_id: org, user_id: user }, at(150))),
+    ).toEqual(['stale']);
+    expect(await isOrgMember(org, user)).toBe(false);
+  });
+
+  it('late events about a deleted user are ignored, not retried', async () => {
+    const { user, org } = await world('o2');
+    const deleted = ev('identity.user.deleted', { user_id: user }, at(1000));
+    expect(await apply(deleted)).toEqual(['applied']);
+    expect(
+      await apply(
+        ev('identity.user.upserted', { user_id: user, username: 'o2-u', email: 'o2@example.com' }, at(900)),
+        ev('identity.organization.member.added', { organization_id: org, user_id: user }, at(900)),
+      ),
+    ).toEqual(['stale', 'stale']);
+    expect(await rows('SELECT 1 FROM users WHERE id = $1', [user])).toEqual([]);
+  });
+
+  it('an event about something not known yet is retried, and applies once it is known', async () => {
+    const { org } = await world('r1');
+    const user = randomUUID();
+    const join = ev('identity.organization.member.added', { organization_id: org, user_id: user });
+    const [outcome] = await applier.applyBatch([join]);
+    expect(outcome).toEqual({ kind: 'retry', reason: `unknown user ${user}` });
+    expect(await rows('SELECT 1 FROM identity_applied_events WHERE event_id = $1', [join.id])).toEqual([]);
+    await apply(
+      ev('identity.user.upserted', { user_id: user, username: 'r1-late', email: 'r1-late@example.com' }),
+    );
+    expect(await apply(join)).toEqual(['applied']);
+    expect(await isOrgMember(org, user)).toBe(true);
+  });
+
+  it('a taken username is retried (it may be freed by an event still to come)', async () => {
+    await world('c1');
+    const [outcome] = await applier.applyBatch([
+      ev('identity.user.upserted', {
+        user_id: randomUUID(),
+        username: 'c1-u',
+        email: 'c1-other@example.com',
+      }),
+    ]);
+    expect(outcome.kind).toBe('retry');
+    expect(outcome.kind === 'retry' && outcome.reason).toMatch(/users_username_key/);
+  });
+
+  it('events aimed at an Everyone group are dead at once; the rest of the batch applies', async () => {
+    const { user, org } = await world('e1');
+    const out = await applier.applyBatch([
+      ev('identity.group.member.removed', { group_id: org, user_id: user }),
+      ev('identity.group.upserted', { group_id: org, organization_id: org, name: 'x' }),
+      ev('identity.group.deleted', { group_id: org }),
+      ev('identity.user.upserted', { user_id: user, username: 'e1-renamed', email: 'e1@example.com' }),
+    ]);
+    expect(kinds(out)).toEqual(['dead', 'dead', 'dead', 'applied']);
+    expect(out[0]).toMatchObject({ reason: 'targets_everyone_group' });
+    expect(await isOrgMember(org, user)).toBe(true);
+  });
+});
