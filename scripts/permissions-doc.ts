@@ -94,6 +94,10 @@ const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
     what: 'Budget checks, reservations and usage records (coming in a later release)',
     routes: ['NATS aigov.budget.*', 'NATS aigov.usage.recorded', 'POST /ai/budget/*', 'POST /ai/usage'],
   },
+  'identity.sync': {
+    what: 'Apply identity events: users, organizations, groups and memberships by their upstream ids',
+    routes: ['NATS identity.* (docs/identity-events.md)'],
+  },
 };
 
 const YES = '✓';
