@@ -268,14 +268,12 @@ const CASES: Case[] = [
         add_users: [other.id],
         remove_users: [u.id],
       });
-      // The rename happened, and no entry records it: contract 1.5 lists the audited changes
-      // (budgets, overrides, custom prices, memberships, roles, user status, and the creation and
-      // deletion of users, organizations, groups and keys), and a group's name or display name
-      // is not among them. Only the membership changes and their cascade are entries.
+      // The rename is an entry of its own (the changed fields), like an identity system's rename.
       expect((res.body as { name?: string }).name).toBe(`${c.name}-renamed`);
       return {
         res,
         rows: [
+          { action: 'write', resource_type: 'group', resource_id: group },
           { action: 'create', resource_type: 'group_member', resource_id: `${group}/${other.id}` },
           { action: 'delete', resource_type: 'group_member', resource_id: `${group}/${u.id}` },
           {

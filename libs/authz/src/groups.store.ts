@@ -107,8 +107,24 @@ export class GroupStore {
   ): Promise<Group> {
     requireAllowed(actor, 'group.update', groupSubject(g), forbidden('change this group'));
     await lockForChange(this.groups, g);
-    const updated = await this.groups.updateGroup(g.id, patch);
-    if (!updated) throw notFound('Group')();
+    const before = await this.groups.getGroup(g.id);
+    const updated = before && (await this.groups.updateGroup(g.id, patch));
+    if (!before || !updated) throw notFound('Group')();
+    // A rename is recorded like the identity system's renames: the fields that changed, if any.
+    const diff: Record<string, unknown> = {};
+    if (before.name !== updated.name) diff.name = { before: before.name, after: updated.name };
+    if (before.displayName !== updated.displayName) {
+      diff.display_name = { before: before.displayName, after: updated.displayName };
+    }
+    if (Object.keys(diff).length > 0) {
+      await this.trail.record(actor, {
+        action: 'write',
+        resourceType: 'group',
+        resourceId: g.id,
+        organizationId: g.organizationId,
+        diff,
+      });
+    }
     return updated;
   }
 

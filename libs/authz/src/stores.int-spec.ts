@@ -328,7 +328,7 @@ const CASES: Record<string, AnyScenario[]> = {
       act: (s, a, f) => s.groups.updateGroup(a, f.g, { displayName: 'Renamed' }),
       observe: groupRow,
       expect: (g) => expect(g.displayName).toBe('Renamed'),
-      audits: () => [], // a rename is not audited (CONTRACT 1.5 lists no group rename)
+      audits: (_r, f, _w, a) => [entry(a, 'write', 'group', f.g.id)],
       allow: ['orgAdminA', 'orgUserAdminA', 'userAdmin', 'owner'],
       deny: [
         [groupMember, 'forbidden'],
