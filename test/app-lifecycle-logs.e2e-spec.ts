@@ -1,5 +1,11 @@
-import { createTestDatabase, startNatsServer, type TestDatabase, type TestNatsServer } from '@aigov/testing';
-import { NodeProcess, appEnv, appMain, freePort, jsonLines, type AppName } from './helpers/processes';
+import {
+  createTestDatabase,
+  freePort,
+  startNatsServer,
+  type TestDatabase,
+  type TestNatsServer,
+} from '@aigov/testing';
+import { NodeProcess, appEnv, appMain, jsonLines, type AppName } from './helpers/processes';
 
 // The worker first: it seeds the price book that the API's readiness waits for.
 const APPS: { app: AppName; portVariable: string; handlers: boolean }[] = [

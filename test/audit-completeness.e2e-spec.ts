@@ -1,5 +1,6 @@
 import { FEATURE_MODULES } from '../apps/budget-api/src/budget-api.module';
 import { routeTable } from '../apps/budget-api/src/http/routes';
+import { insertOverride } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // Every mutating route leaves exactly the documented audit rows, all carrying the request's id
@@ -69,10 +70,7 @@ const PRICE = { input_price: 1, output_price: 2, cache_read_price: null, cache_w
 async function loadedUser(c: Ctx, roles: string[] = []) {
   const u = await c.world.person(c.owner, c.name, { siteRoles: roles, orgs: [{ id: c.org }] });
   const group = await c.world.group(c.org, `${c.name}-g`, [u.id]);
-  await c.api.sql(
-    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, 5)',
-    [u.id, group],
-  );
+  await insertOverride(c.api.pg, u.id, group, 5);
   const [key] = await c.api.sql<{ id: string }>('SELECT id FROM api_keys WHERE user_id = $1', [u.id]);
   return { u, group, key: key.id };
 }

@@ -1,22 +1,22 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Pool } from 'pg';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
 import {
   addGroupMember,
   addOrganizationMember,
   closePool,
-  count,
+  createTestDatabase,
   insertGroup,
   insertOrganization,
+  insertOverride,
   insertUser,
-  violation,
-  type Queryable,
-} from './helpers/identity-sql';
+  newKeyId,
+  type TestDatabase,
+} from '@aigov/testing';
+import { count, violation } from './helpers/identity-sql';
 
 // A populated database survives pg_dump and a restore into an empty database with no error, the
 // same rows in every table and working triggers (the membership invariant is
@@ -39,8 +39,6 @@ async function tool(cmd: string, args: string[]): Promise<{ stdout: string; stde
   }
 }
 
-const keyId = (): string => randomBytes(8).toString('hex').slice(0, 10);
-
 /** What the deletion check removes: a user in two organizations and two groups, and a group. */
 interface Doomed {
   user: string;
@@ -49,16 +47,16 @@ interface Doomed {
 }
 
 /** Fills every table through SQL, triggers included (cascade audit entries, Everyone groups). */
-async function populate(db: Queryable): Promise<Doomed> {
-  const acme = await insertOrganization(db);
-  const globex = await insertOrganization(db);
+async function populate(db: Pool): Promise<Doomed> {
+  const { id: acme } = await insertOrganization(db);
+  const { id: globex } = await insertOrganization(db);
   await db.query(`UPDATE organizations SET display_name = 'Acme, Inc. – "quoted"' WHERE id = $1`, [acme]);
   const [alice, bob, carol, dave, erin] = [
-    await insertUser(db),
-    await insertUser(db),
-    await insertUser(db),
-    await insertUser(db),
-    await insertUser(db),
+    (await insertUser(db)).id,
+    (await insertUser(db)).id,
+    (await insertUser(db)).id,
+    (await insertUser(db)).id,
+    (await insertUser(db)).id,
   ];
   await db.query(`UPDATE users SET roles = '{owner}', name = 'Alice O''Neil' WHERE id = $1`, [alice]);
   await db.query(`UPDATE users SET status = 'suspended' WHERE id = $1`, [erin]);
@@ -68,9 +66,9 @@ async function populate(db: Queryable): Promise<Doomed> {
   await addOrganizationMember(db, acme, dave);
   await addOrganizationMember(db, globex, bob);
   await addOrganizationMember(db, globex, erin);
-  const eng = await insertGroup(db, acme, 'Engineering');
-  const data = await insertGroup(db, acme, 'Data Science (EU) – ñ');
-  const ops = await insertGroup(db, globex, 'ops');
+  const { id: eng } = await insertGroup(db, acme, 'Engineering');
+  const { id: data } = await insertGroup(db, acme, 'Data Science (EU) – ñ');
+  const { id: ops } = await insertGroup(db, globex, 'ops');
   await db.query(`UPDATE groups SET display_name = 'Engineers' WHERE id = $1`, [eng]);
   for (const [g, u] of [
     [eng, alice],
@@ -87,12 +85,10 @@ async function populate(db: Queryable): Promise<Doomed> {
     [acme, eng, ops],
   );
   // Overrides: on Everyone (bob), on a normal group (carol, erin), and one about to be cascaded (dave).
-  const override =
-    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, $3)';
-  await db.query(override, [bob, acme, 5_000_000]);
-  await db.query(override, [carol, data, 9]);
-  await db.query(override, [erin, ops, 0]);
-  await db.query(override, [dave, eng, 123_456_789]);
+  await insertOverride(db, bob, acme, 5_000_000);
+  await insertOverride(db, carol, data, 9);
+  await insertOverride(db, erin, ops, 0);
+  await insertOverride(db, dave, eng, 123_456_789);
   // A cascade with a request id: leaves a system:database audit entry (membership_removed).
   await db.query('BEGIN');
   await db.query(`SELECT set_config('aigov.request_id', 'req-dump-1', true)`);
@@ -117,11 +113,11 @@ async function populate(db: Queryable): Promise<Doomed> {
     `INSERT INTO api_keys (id, user_id, name, secret_hash, expires_at, last_used_at)
      VALUES ($1, $2, 'ci', sha256('secret-1'::bytea), now() + interval '30 days', now()),
             ($3, $4, NULL, sha256('secret-2'::bytea), NULL, NULL)`,
-    [keyId(), alice, keyId(), erin],
+    [newKeyId(), alice, newKeyId(), erin],
   );
   await db.query(
     `INSERT INTO api_keys (id, user_id, name, secret_hash) VALUES ($1, $2, 'bob key', sha256('secret-3'::bytea))`,
-    [keyId(), bob],
+    [newKeyId(), bob],
   );
   await db.query(`UPDATE users SET roles = '{auditor}' WHERE id = $1`, [bob]);
   // bob: in acme and globex, in eng and data, an override on acme's Everyone group, a key, a role.
@@ -135,7 +131,7 @@ async function populate(db: Queryable): Promise<Doomed> {
  * entries the deletions left (without ids and times), sorted. CONTRACT 1.5: they must not depend
  * on the order in which PostgreSQL fires the cascade triggers, which a restore changes.
  */
-async function deletionAudit(db: Queryable, doomed: Doomed): Promise<string[]> {
+async function deletionAudit(db: Pool, doomed: Doomed): Promise<string[]> {
   await db.query('BEGIN');
   try {
     await db.query(`SELECT set_config('aigov.request_id', 'req-deletion', true)`);
@@ -160,7 +156,7 @@ interface TableDigest {
 }
 
 /** Row count and an order-independent digest of every row of every table in the public schema. */
-async function digests(db: Queryable): Promise<TableDigest[]> {
+async function digests(db: Pool): Promise<TableDigest[]> {
   const tables = await db.query<{ tablename: string }>(
     `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`,
   );
@@ -176,7 +172,7 @@ async function digests(db: Queryable): Promise<TableDigest[]> {
 }
 
 /** Named schema objects: constraints, triggers, indexes, functions (with their definitions), views, sequences. */
-async function schemaObjects(db: Queryable): Promise<string[]> {
+async function schemaObjects(db: Pool): Promise<string[]> {
   const res = await db.query<{ o: string }>(
     // A re-parsed CHECK can nest its ANDs differently (BETWEEN becomes a flat AND after a restore):
     // constraint definitions are compared without parentheses.
@@ -337,16 +333,16 @@ describe('pg_dump and restore into an empty database', () => {
 });
 
 /** The membership triggers after a restore: write-time rejection, removal cascades with audit, Everyone creation. */
-async function expectTriggersWork(db: Queryable): Promise<void> {
-  const org = await insertOrganization(db);
+async function expectTriggersWork(db: Pool): Promise<void> {
+  const { id: org } = await insertOrganization(db);
   expect(
     await count(db, `SELECT 1 FROM groups WHERE id = $1 AND organization_id = $1 AND name = 'Everyone'`, [
       org,
     ]),
   ).toBe(1);
-  const group = await insertGroup(db, org);
-  const member = await insertUser(db);
-  const stranger = await insertUser(db);
+  const { id: group } = await insertGroup(db, org);
+  const { id: member } = await insertUser(db);
+  const { id: stranger } = await insertUser(db);
   await addOrganizationMember(db, org, member);
   await addGroupMember(db, group, member);
 
@@ -366,12 +362,12 @@ async function expectTriggersWork(db: Queryable): Promise<void> {
   expect(notOrgMember.constraint).toBe('group_members_must_be_org_member');
 
   // Removing the group membership removes the override on that group, with an audit entry.
-  await db.query(insert, [member, group]);
+  await insertOverride(db, member, group, 1);
   await db.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [group, member]);
   expect(await count(db, 'SELECT 1 FROM user_ai_budget_overrides WHERE user_id = $1', [member])).toBe(0);
 
   // Leaving the organization removes the Everyone override, with an audit entry.
-  await db.query(insert, [member, org]);
+  await insertOverride(db, member, org, 1);
   await db.query('DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2', [
     org,
     member,

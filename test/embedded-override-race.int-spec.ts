@@ -7,7 +7,7 @@ import {
   startEmbeddedCluster,
   type EmbeddedCluster,
 } from '@aigov/db';
-import { closePool } from './helpers/identity-sql';
+import { closePool } from '@aigov/testing';
 import {
   RACE_KINDS,
   createOverrideRaceFixtures,

@@ -1,18 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { startNatsServer, waitFor, type TestNatsServer } from '@aigov/testing';
+import { freePort, portAnswers, startNatsServer, waitFor, type TestNatsServer } from '@aigov/testing';
 import {
   NodeProcess,
   START_SCRIPT,
   appEnv,
   appMain,
-  freePort,
   freshDataDir,
   httpGet,
   isAlive,
   listeningAddresses,
-  portAnswers,
   sleep,
 } from './helpers/processes';
 

@@ -1,3 +1,4 @@
+import { insertOrganization } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // Organizations, organization members and groups over HTTP (docs/api.md) on real PostgreSQL.
@@ -248,7 +249,7 @@ describe('identity API: organizations, members, groups', () => {
     it('a uuid-shaped value is an id, never a name', async () => {
       // An organization whose name is uuid-shaped cannot be made through the API; put one in directly.
       const name = '11111111-1111-4111-8111-111111111111';
-      await api.sql('INSERT INTO organizations (name) VALUES ($1)', [name]);
+      await insertOrganization(api.pg, name);
       expect((await call('GET', `/api/v2/organizations/${name}`, owner)).status).toBe(404);
     });
 

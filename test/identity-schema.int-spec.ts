@@ -1,19 +1,23 @@
 import { Pool, type PoolClient } from 'pg';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
 import {
   addGroupMember,
   addOrganizationMember,
   closePool,
-  count,
-  createRaceFixtures,
-  groupsOf,
+  createTestDatabase,
   insertGroup,
   insertOrganization,
   insertUser,
+  newKeyId,
+  uniqueName,
+  type TestDatabase,
+} from '@aigov/testing';
+import {
+  count,
+  createRaceFixtures,
+  groupsOf,
   orphanGroupMemberships,
   rewrittenCheckFunction,
   runMembershipRace,
-  uniqueName,
   violation,
   type RaceOutcome,
 } from './helpers/identity-sql';
@@ -48,7 +52,7 @@ describe('identity schema', () => {
 
   describe('Everyone group', () => {
     it('is created with the organization: id = organization id, name Everyone', async () => {
-      const org = await insertOrganization(pool);
+      const { id: org } = await insertOrganization(pool);
       const res = await pool.query<{ id: string; organization_id: string; name: string }>(
         'SELECT id, organization_id, name FROM groups WHERE organization_id = $1',
         [org],
@@ -60,7 +64,7 @@ describe('identity schema', () => {
       const name = uniqueName('rolled-back');
       let org = '';
       await inTransaction(async (c) => {
-        org = await insertOrganization(c, name);
+        ({ id: org } = await insertOrganization(c, name));
         // Visible right after the INSERT statement, before any commit.
         const inside = await c.query<{ id: string; name: string }>(
           'SELECT id, name FROM groups WHERE id = $1 AND organization_id = $1',
@@ -78,7 +82,7 @@ describe('identity schema', () => {
     it.each(['everyone', 'EVERYONE', 'Everyone', 'eVeRyOnE'])(
       'a second group named %s fails with groups_everyone_reserved_check',
       async (name) => {
-        const org = await insertOrganization(pool);
+        const { id: org } = await insertOrganization(pool);
         const err = await violation(pool, 'INSERT INTO groups (organization_id, name) VALUES ($1, $2)', [
           org,
           name,
@@ -89,7 +93,7 @@ describe('identity schema', () => {
     );
 
     it('cannot be renamed (groups_everyone_reserved_check)', async () => {
-      const org = await insertOrganization(pool);
+      const { id: org } = await insertOrganization(pool);
       for (const name of ['staff', 'everyone-else', 'Everyone ']) {
         const err = await violation(pool, 'UPDATE groups SET name = $2 WHERE id = $1', [org, name]);
         expect(err.code).toBe('23514');
@@ -98,8 +102,8 @@ describe('identity schema', () => {
     });
 
     it('a normal group cannot be renamed to everyone', async () => {
-      const org = await insertOrganization(pool);
-      const group = await insertGroup(pool, org, 'staff');
+      const { id: org } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org, 'staff');
       const err = await violation(pool, `UPDATE groups SET name = 'everyone' WHERE id = $1`, [group]);
       expect(err.constraint).toBe('groups_everyone_reserved_check');
     });
@@ -107,8 +111,8 @@ describe('identity schema', () => {
 
   describe('group names', () => {
     it('a duplicate name in an organization fails with groups_organization_id_name_key; another org is fine', async () => {
-      const org1 = await insertOrganization(pool);
-      const org2 = await insertOrganization(pool);
+      const { id: org1 } = await insertOrganization(pool);
+      const { id: org2 } = await insertOrganization(pool);
       await insertGroup(pool, org1, 'engineering');
       const err = await violation(pool, 'INSERT INTO groups (organization_id, name) VALUES ($1, $2)', [
         org1,
@@ -116,7 +120,8 @@ describe('identity schema', () => {
       ]);
       expect(err.code).toBe('23505');
       expect(err.constraint).toBe('groups_organization_id_name_key');
-      await expect(insertGroup(pool, org2, 'engineering')).resolves.toEqual(expect.any(String));
+      const other = await insertGroup(pool, org2, 'engineering');
+      expect(other).toMatchObject({ organizationId: org2, name: 'engineering' });
     });
 
     it.each([
@@ -124,7 +129,7 @@ describe('identity schema', () => {
       ['256 characters', 'g'.repeat(256)],
       ['a control character', 'line\nbreak'],
     ])('a name that is %s fails with groups_name_check', async (_label, name) => {
-      const org = await insertOrganization(pool);
+      const { id: org } = await insertOrganization(pool);
       const err = await violation(pool, 'INSERT INTO groups (organization_id, name) VALUES ($1, $2)', [
         org,
         name,
@@ -133,7 +138,7 @@ describe('identity schema', () => {
     });
 
     it('accepts 255 printable characters, spaces and mixed case', async () => {
-      const org = await insertOrganization(pool);
+      const { id: org } = await insertOrganization(pool);
       await insertGroup(pool, org, 'G'.repeat(255));
       await insertGroup(pool, org, 'Data Science (EU) – ñ');
     });
@@ -178,7 +183,7 @@ describe('identity schema', () => {
 
     it('accepts usernames of [a-z0-9_-] up to 64 characters that only start with me', async () => {
       for (const username of [uniqueName('me'), `_${uniqueName('x')}_`, uniqueName('y').padEnd(64, '9')]) {
-        await insertUser(pool, username);
+        await insertUser(pool, { username });
       }
     });
 
@@ -208,7 +213,7 @@ describe('identity schema', () => {
     });
 
     it('users: an unknown site role fails with users_roles_check; site roles are fine', async () => {
-      const user = await insertUser(pool);
+      const { id: user } = await insertUser(pool);
       const err = await violation(pool, 'UPDATE users SET roles = $2 WHERE id = $1', [
         user,
         ['owner', 'root'],
@@ -226,8 +231,8 @@ describe('identity schema', () => {
     });
 
     it('organization_members: an unknown or site role fails with organization_members_roles_check', async () => {
-      const org = await insertOrganization(pool);
-      const user = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: user } = await insertUser(pool);
       for (const roles of [['owner'], ['organization-owner'], ['organization-admin', 'admin']]) {
         const err = await violation(
           pool,
@@ -249,7 +254,7 @@ describe('identity schema', () => {
       ['uppercase', 'ABCDEFGHIJ'],
       ['a dash', 'abcde-ghij'],
     ])('an api key id with %s fails with api_keys_id_check', async (_label, id) => {
-      const user = await insertUser(pool);
+      const { id: user } = await insertUser(pool);
       const err = await violation(
         pool,
         `INSERT INTO api_keys (id, user_id, secret_hash) VALUES ($1, $2, decode('00', 'hex'))`,
@@ -259,21 +264,21 @@ describe('identity schema', () => {
     });
 
     it('accepts an api key id of 10 lowercase alphanumerics', async () => {
-      const user = await insertUser(pool);
+      const { id: user } = await insertUser(pool);
       await pool.query(
         `INSERT INTO api_keys (id, user_id, secret_hash) VALUES ($1, $2, decode('00', 'hex'))`,
-        [randomKeyId(), user],
+        [newKeyId(), user],
       );
     });
   });
 
   describe('group_members', () => {
     it('rejects a user who is not a member of the group organization (23514, group_members_must_be_org_member)', async () => {
-      const org = await insertOrganization(pool);
-      const otherOrg = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
-      const stranger = await insertUser(pool);
-      const elsewhere = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: otherOrg } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
+      const { id: stranger } = await insertUser(pool);
+      const { id: elsewhere } = await insertUser(pool);
       await addOrganizationMember(pool, otherOrg, elsewhere);
       for (const user of [stranger, elsewhere]) {
         const err = await violation(pool, 'INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [
@@ -287,8 +292,8 @@ describe('identity schema', () => {
     });
 
     it('rejects explicit members of an Everyone group (group_members_not_everyone)', async () => {
-      const org = await insertOrganization(pool);
-      const user = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: user } = await insertUser(pool);
       await addOrganizationMember(pool, org, user);
       const err = await violation(pool, 'INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [
         org,
@@ -299,9 +304,9 @@ describe('identity schema', () => {
     });
 
     it('accepts a member of the organization', async () => {
-      const org = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
-      const user = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
+      const { id: user } = await insertUser(pool);
       await addOrganizationMember(pool, org, user);
       await addGroupMember(pool, group, user);
       expect(await groupsOf(pool, user)).toEqual([group]);
@@ -313,11 +318,11 @@ describe('identity schema', () => {
     });
 
     it('checks updates too: moving a membership to a group of another organization or to Everyone fails', async () => {
-      const org = await insertOrganization(pool);
-      const otherOrg = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
-      const foreignGroup = await insertGroup(pool, otherOrg);
-      const user = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: otherOrg } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
+      const { id: foreignGroup } = await insertGroup(pool, otherOrg);
+      const { id: user } = await insertUser(pool);
       await addOrganizationMember(pool, org, user);
       await addGroupMember(pool, group, user);
       const moved = await violation(
@@ -336,12 +341,12 @@ describe('identity schema', () => {
     });
 
     it('removing an organization membership removes that organization group memberships, in the same transaction', async () => {
-      const org = await insertOrganization(pool);
-      const otherOrg = await insertOrganization(pool);
-      const [g1, g2] = [await insertGroup(pool, org), await insertGroup(pool, org)];
-      const foreign = await insertGroup(pool, otherOrg);
-      const leaver = await insertUser(pool);
-      const stayer = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: otherOrg } = await insertOrganization(pool);
+      const [g1, g2] = [(await insertGroup(pool, org)).id, (await insertGroup(pool, org)).id];
+      const { id: foreign } = await insertGroup(pool, otherOrg);
+      const { id: leaver } = await insertUser(pool);
+      const { id: stayer } = await insertUser(pool);
       await addOrganizationMember(pool, org, leaver);
       await addOrganizationMember(pool, otherOrg, leaver);
       await addOrganizationMember(pool, org, stayer);
@@ -370,12 +375,12 @@ describe('identity schema', () => {
 
   describe('group_members_expanded', () => {
     it('lists explicit memberships with their organization plus one Everyone row per organization membership', async () => {
-      const org = await insertOrganization(pool);
-      const otherOrg = await insertOrganization(pool);
-      const g1 = await insertGroup(pool, org);
-      const g2 = await insertGroup(pool, org);
-      const user = await insertUser(pool);
-      const loner = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: otherOrg } = await insertOrganization(pool);
+      const { id: g1 } = await insertGroup(pool, org);
+      const { id: g2 } = await insertGroup(pool, org);
+      const { id: user } = await insertUser(pool);
+      const { id: loner } = await insertUser(pool);
       await addOrganizationMember(pool, org, user);
       await addOrganizationMember(pool, otherOrg, user);
       await addGroupMember(pool, g1, user);
@@ -420,16 +425,16 @@ describe('identity schema', () => {
 
   describe('cascades', () => {
     it('deleting a user removes their organization and group memberships and api keys, nothing else', async () => {
-      const org = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
-      const doomed = await insertUser(pool);
-      const other = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
+      const { id: doomed } = await insertUser(pool);
+      const { id: other } = await insertUser(pool);
       for (const u of [doomed, other]) {
         await addOrganizationMember(pool, org, u);
         await addGroupMember(pool, group, u);
         await pool.query(
           `INSERT INTO api_keys (id, user_id, secret_hash) VALUES ($1, $2, decode('00', 'hex'))`,
-          [randomKeyId(), u],
+          [newKeyId(), u],
         );
       }
       await pool.query('DELETE FROM users WHERE id = $1', [doomed]);
@@ -441,10 +446,10 @@ describe('identity schema', () => {
     });
 
     it('deleting a group removes its members and its budget, not the users or their org membership', async () => {
-      const org = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
-      const kept = await insertGroup(pool, org);
-      const user = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
+      const { id: kept } = await insertGroup(pool, org);
+      const { id: user } = await insertUser(pool);
       await addOrganizationMember(pool, org, user);
       await addGroupMember(pool, group, user);
       await addGroupMember(pool, kept, user);
@@ -463,11 +468,11 @@ describe('identity schema', () => {
     });
 
     it('deleting an organization removes its groups (Everyone too), members, group members and budgets', async () => {
-      const org = await insertOrganization(pool);
-      const otherOrg = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
-      const foreign = await insertGroup(pool, otherOrg);
-      const user = await insertUser(pool);
+      const { id: org } = await insertOrganization(pool);
+      const { id: otherOrg } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
+      const { id: foreign } = await insertGroup(pool, otherOrg);
+      const { id: user } = await insertUser(pool);
       await addOrganizationMember(pool, org, user);
       await addOrganizationMember(pool, otherOrg, user);
       await addGroupMember(pool, group, user);
@@ -493,8 +498,8 @@ describe('identity schema', () => {
 
   describe('group_ai_budgets', () => {
     it('a negative limit fails with group_ai_budgets_spend_limit_micros_check; 0 is fine', async () => {
-      const org = await insertOrganization(pool);
-      const group = await insertGroup(pool, org);
+      const { id: org } = await insertOrganization(pool);
+      const { id: group } = await insertGroup(pool, org);
       const err = await violation(
         pool,
         'INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, $2)',
@@ -506,7 +511,7 @@ describe('identity schema', () => {
     });
 
     it('holds one row per group (group_ai_budgets_pkey); the Everyone group may have one; unknown groups fail', async () => {
-      const org = await insertOrganization(pool);
+      const { id: org } = await insertOrganization(pool);
       const insert = 'INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, $2)';
       await pool.query(insert, [org, 1_000_000]);
       const dup = await violation(pool, insert, [org, 2_000_000]);
@@ -615,8 +620,3 @@ describe('group membership insert racing organization membership removal', () =>
     expect(result.orphans).toBeGreaterThan(0);
   });
 });
-
-function randomKeyId(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  return Array.from({ length: 10 }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
-}

@@ -1,3 +1,4 @@
+import { insertMember } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // Bounded lists (CONTRACT 2, 2.1): the group visibility filter, paging and count in SQL; a
@@ -141,14 +142,12 @@ describe('bounded lists', () => {
     beforeAll(async () => {
       const ids: string[] = [];
       for (const n of names) {
-        const [u] = await api.sql<{ id: string }>(
-          `INSERT INTO users (username, email, name) VALUES ($1, $1 || '@example.com', upper($1)) RETURNING id`,
-          [n],
-        );
-        await api.sql('INSERT INTO organization_members (organization_id, user_id) VALUES ($1, $2)', [
-          org,
-          u.id,
-        ]);
+        const u = await insertMember(api.pg, {
+          username: n,
+          email: `${n}@example.com`,
+          name: n.toUpperCase(),
+          orgs: { [org]: [] },
+        });
         ids.push(u.id);
       }
       team = await world.group(org, 'paging-team', ids);

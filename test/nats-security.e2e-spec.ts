@@ -8,10 +8,16 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { childEnvironment, loadConfig } from '@aigov/config';
 import { connectNats } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
-import { createTestDatabase, startNatsServer, type TestDatabase, type TestNatsServer } from '@aigov/testing';
+import {
+  createTestDatabase,
+  freePort,
+  startNatsServer,
+  type TestDatabase,
+  type TestNatsServer,
+} from '@aigov/testing';
 import { PricingWorkerModule } from '../apps/pricing-worker/src/pricing-worker.module';
 import { ApiHarness, World, type Person } from './helpers/api';
-import { NodeProcess, ROOT, appEnv, appMain, freePort, jsonLines } from './helpers/processes';
+import { NodeProcess, ROOT, appEnv, appMain, jsonLines } from './helpers/processes';
 
 // The server configuration documented for operators is the one enforced here, verbatim.
 const DOC = fs.readFileSync(path.join(ROOT, 'docs', 'nats-security.md'), 'utf8');

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Pool } from 'pg';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
-import { closePool, count } from './helpers/identity-sql';
+import { closePool, createTestDatabase, type TestDatabase } from '@aigov/testing';
+import { count } from './helpers/identity-sql';
 import {
   RACE_KINDS,
   createOverrideRaceFixtures,

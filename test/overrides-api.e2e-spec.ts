@@ -1,3 +1,4 @@
+import { addGroupMember } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // User budget overrides over HTTP (docs/api.md) on real PostgreSQL.
@@ -111,9 +112,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
   /** A plain member of organization A with a token, in the given groups. */
   async function memberOfA(username: string, groups: string[] = []): Promise<Person> {
     const p = await world.person(owner, username, { orgs: [{ id: orgA }] });
-    for (const g of groups) {
-      await api.sql('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [g, p.id]);
-    }
+    for (const g of groups) await addGroupMember(api.pg, g, p.id);
     return p;
   }
 
@@ -407,7 +406,7 @@ describe('user budget overrides over HTTP (real PostgreSQL)', () => {
       // A member of B with an override on B's group; an organization admin of A adds them to A
       // (member management needs no read right on the user), which makes the user readable to A.
       const roamer = await world.person(owner, 'roamer', { orgs: [{ id: orgB }] });
-      await api.sql('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [groupB, roamer.id]);
+      await addGroupMember(api.pg, groupB, roamer.id);
       expect((await put(owner, roamer.id, groupB, 4_200_000)).status).toBe(200);
       const added = await call(
         'PUT',

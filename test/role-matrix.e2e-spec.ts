@@ -1,3 +1,5 @@
+import type { OrgRole } from '@aigov/db';
+import { addOrganizationMember } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // docs/permissions.md as a table: every actor against every operation on group G of organization
@@ -133,16 +135,12 @@ describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => 
     return rows[0]?.roles ?? null;
   }
 
-  async function setRolesInA(userId: string, roles: string[]): Promise<void> {
-    await api.sql(
-      `INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, $3::text[])
-       ON CONFLICT (organization_id, user_id) DO UPDATE SET roles = EXCLUDED.roles`,
-      [orgA, userId, roles],
-    );
+  async function setRolesInA(userId: string, roles: OrgRole[]): Promise<void> {
+    await addOrganizationMember(api.pg, orgA, userId, roles);
   }
 
   /** A grant cell: PUT the member's roles in A; on success they are `roles`, else unchanged. */
-  function grant(who: () => Person, from: string[], roles: string[]): Operation {
+  function grant(who: () => Person, from: OrgRole[], roles: OrgRole[]): Operation {
     return {
       before: () => setRolesInA(who().id, from),
       send: (token, headers) =>
@@ -328,7 +326,7 @@ describe('role matrix (docs/permissions.md) over HTTP (real PostgreSQL)', () => 
     const { owner } = await world.bootstrap();
     orgA = await world.organization('org-a');
     const orgB = await world.organization('org-b');
-    const inA = (roles: string[] = []) => ({ orgs: [{ id: orgA, roles }] });
+    const inA = (roles: OrgRole[] = []) => ({ orgs: [{ id: orgA, roles }] });
     people.set('owner', owner);
     people.set('user-admin', await world.person(owner, 'site-user-admin', { siteRoles: ['user-admin'] }));
     people.set('auditor', await world.person(owner, 'site-auditor', { siteRoles: ['auditor'] }));

@@ -1,15 +1,13 @@
 import * as fs from 'node:fs';
-import { createTestDatabase, startNatsServer, type TestDatabase, type TestNatsServer } from '@aigov/testing';
 import {
-  NodeProcess,
-  appEnv,
-  appMain,
+  createTestDatabase,
   freePort,
-  freshDataDir,
-  httpGet,
-  jsonLines,
   portAnswers,
-} from './helpers/processes';
+  startNatsServer,
+  type TestDatabase,
+  type TestNatsServer,
+} from '@aigov/testing';
+import { NodeProcess, appEnv, appMain, freshDataDir, httpGet, jsonLines } from './helpers/processes';
 
 // Bounds here are deadlines for a loaded 2-core machine, where starting a compiled app (loading
 // its modules) alone has taken 8-9 s: a hang or a retry loop still fails them, a slow start not.

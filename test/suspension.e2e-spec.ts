@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { insertOverride } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // Suspension (CONTRACT 2.1, 3): PUT /users/{user}/status by owners and user-admins (not on an
@@ -54,10 +55,7 @@ describe('suspension and the last active owner (real PostgreSQL)', () => {
   it('suspends and reactivates: 200 with the user, audited, tokens refused meanwhile, nothing removed', async () => {
     const member = await world.person(owner, 'member', { orgs: [{ id: defaultOrg }] });
     const group = await world.group(defaultOrg, 'suspended-team', [member.id]);
-    await api.sql(
-      'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, 5)',
-      [member.id, group],
-    );
+    await insertOverride(api.pg, member.id, group, 5);
     expect((await me(member)).status).toBe(200);
 
     const requestId = rid();

@@ -4,7 +4,16 @@ import type { INestApplication } from '@nestjs/common';
 import { loadConfig } from '@aigov/config';
 import { QUEUE_GROUPS } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
-import { closePool, createTestDatabase, type TestDatabase } from '@aigov/testing';
+import type { OrgRole } from '@aigov/db';
+import {
+  addGroupMember,
+  addOrganizationMember,
+  closePool,
+  createTestDatabase,
+  insertGroup,
+  insertOrganization,
+  type TestDatabase,
+} from '@aigov/testing';
 import { Pool } from 'pg';
 import { BudgetApiModule } from '../../apps/budget-api/src/budget-api.module';
 import { configureHttp } from '../../apps/budget-api/src/http/setup';
@@ -127,8 +136,9 @@ export interface Person {
 }
 
 /**
- * A populated world for authorization tests, built through the API where it exists and SQL
- * where the route is not the subject of the test.
+ * A populated world for authorization tests: users and their keys through the API (tokens are
+ * real), everything else with the SQL factories of @aigov/testing where the route is not the
+ * subject of the test.
  */
 export class World {
   constructor(readonly api: ApiHarness) {}
@@ -154,7 +164,7 @@ export class World {
   async person(
     owner: Person,
     username: string,
-    opts: { siteRoles?: string[]; orgs?: { id: string; roles?: string[] }[] } = {},
+    opts: { siteRoles?: string[]; orgs?: { id: string; roles?: OrgRole[] }[] } = {},
   ): Promise<Person> {
     const created = await this.api.request<{ id: string }>('POST', '/api/v2/users', {
       token: owner.token,
@@ -163,10 +173,7 @@ export class World {
     if (created.status !== 201)
       throw new Error(`create ${username}: ${created.status} ${JSON.stringify(created.body)}`);
     for (const org of opts.orgs ?? []) {
-      await this.api.sql(
-        `INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, $3::text[])`,
-        [org.id, created.body.id, org.roles ?? []],
-      );
+      await addOrganizationMember(this.api.pg, org.id, created.body.id, org.roles);
     }
     const key = await this.api.request<{ key: string }>('POST', `/api/v2/users/${created.body.id}/keys`, {
       token: owner.token,
@@ -177,21 +184,12 @@ export class World {
   }
 
   async organization(name: string): Promise<string> {
-    const [row] = await this.api.sql<{ id: string }>(
-      `INSERT INTO organizations (name) VALUES ($1) RETURNING id`,
-      [name],
-    );
-    return row.id;
+    return (await insertOrganization(this.api.pg, name)).id;
   }
 
   async group(orgId: string, name: string, memberIds: string[] = []): Promise<string> {
-    const [row] = await this.api.sql<{ id: string }>(
-      `INSERT INTO groups (organization_id, name) VALUES ($1, $2) RETURNING id`,
-      [orgId, name],
-    );
-    for (const u of memberIds) {
-      await this.api.sql(`INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)`, [row.id, u]);
-    }
-    return row.id;
+    const { id } = await insertGroup(this.api.pg, orgId, name);
+    for (const u of memberIds) await addGroupMember(this.api.pg, id, u);
+    return id;
   }
 }

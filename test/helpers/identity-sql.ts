@@ -1,25 +1,13 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { DatabaseError, type Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
+import { randomUUID } from 'node:crypto';
+import { DatabaseError, type Pool, type PoolClient } from 'pg';
+import { insertMembershipSets, sqlRows, uniqueName, type SqlTarget } from '@aigov/testing';
 
-/**
- * Ends a pool and waits until every connection is closed. `Pool.end()` resolves before its clients'
- * sockets are closed; a `DROP DATABASE ... WITH (FORCE)` right after it would then terminate those
- * backends and the pool would emit an unhandled 57P01 error.
- */
-export { closePool } from '@aigov/testing';
-
-/** Anything that runs a parameterised query: a Pool, a pooled client or a Client. */
-export interface Queryable {
-  query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
-}
-
-/** A lowercase name that is unique per call and valid for organizations, usernames and groups. */
-export function uniqueName(prefix: string): string {
-  return `${prefix}-${randomBytes(5).toString('hex')}`;
-}
+// SQL helpers of the identity-schema tests: constraint violations, counts, and the race between
+// adding a group membership and removing the organization membership. The rows themselves come
+// from the factories of @aigov/testing.
 
 /** The error a statement fails with; throws when the statement succeeds or fails outside the database. */
-export async function violation(db: Queryable, sql: string, params: unknown[] = []): Promise<DatabaseError> {
+export async function violation(db: SqlTarget, sql: string, params: unknown[] = []): Promise<DatabaseError> {
   try {
     await db.query(sql, params);
   } catch (err) {
@@ -34,66 +22,27 @@ export function isCheckViolation(err: unknown, constraint: string): boolean {
   return err instanceof DatabaseError && err.code === '23514' && err.constraint === constraint;
 }
 
-export async function insertOrganization(db: Queryable, name = uniqueName('org')): Promise<string> {
-  const res = await db.query<{ id: string }>('INSERT INTO organizations (name) VALUES ($1) RETURNING id', [
-    name,
-  ]);
-  return res.rows[0].id;
-}
-
-export async function insertUser(db: Queryable, username = uniqueName('user')): Promise<string> {
-  const res = await db.query<{ id: string }>(
-    'INSERT INTO users (username, email) VALUES ($1, $2) RETURNING id',
-    [username, `${username}@example.test`],
-  );
-  return res.rows[0].id;
-}
-
-export async function insertGroup(
-  db: Queryable,
-  organizationId: string,
-  name = uniqueName('group'),
-): Promise<string> {
-  const res = await db.query<{ id: string }>(
-    'INSERT INTO groups (organization_id, name) VALUES ($1, $2) RETURNING id',
-    [organizationId, name],
-  );
-  return res.rows[0].id;
-}
-
-export async function addOrganizationMember(
-  db: Queryable,
-  organizationId: string,
-  userId: string,
-  roles: string[] = [],
-): Promise<void> {
-  await db.query('INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, $3)', [
-    organizationId,
-    userId,
-    roles,
-  ]);
-}
-
-export async function addGroupMember(db: Queryable, groupId: string, userId: string): Promise<void> {
-  await db.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [groupId, userId]);
-}
-
 /** The ids of the groups a user is an explicit member of, sorted. */
-export async function groupsOf(db: Queryable, userId: string): Promise<string[]> {
-  const res = await db.query<{ group_id: string }>(
+export async function groupsOf(db: SqlTarget, userId: string): Promise<string[]> {
+  const rows = await sqlRows<{ group_id: string }>(
+    db,
     'SELECT group_id FROM group_members WHERE user_id = $1 ORDER BY group_id',
     [userId],
   );
-  return res.rows.map((r) => r.group_id);
+  return rows.map((r) => r.group_id);
 }
 
-export async function count(db: Queryable, sql: string, params: unknown[] = []): Promise<number> {
-  const res = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${sql}) AS counted`, params);
-  return res.rows[0].n;
+export async function count(db: SqlTarget, sql: string, params: unknown[] = []): Promise<number> {
+  const [row] = await sqlRows<{ n: number }>(
+    db,
+    `SELECT count(*)::int AS n FROM (${sql}) AS counted`,
+    params,
+  );
+  return row.n;
 }
 
 /** Group memberships whose user is not a member of the group's organization (must always be 0). */
-export async function orphanGroupMemberships(db: Queryable): Promise<number> {
+export async function orphanGroupMemberships(db: SqlTarget): Promise<number> {
   return count(
     db,
     `SELECT 1 FROM group_members gm JOIN groups g ON g.id = gm.group_id
@@ -112,34 +61,6 @@ export interface RaceFixture {
 }
 
 /** `n` fresh (organization, user, organization membership, group) sets, created in one transaction. */
-/**
- * One organization, one user who is its member, and one group per entry, in a few statements
- * (the race tests set up thousands of rounds). Runs on the caller's client, inside its transaction.
- */
-export async function insertRaceWorld(
-  client: Queryable,
-  w: { orgs: string[]; users: string[]; groups: string[]; names: string[] },
-): Promise<void> {
-  await client.query('INSERT INTO organizations (id, name) SELECT * FROM unnest($1::uuid[], $2::text[])', [
-    w.orgs,
-    w.names,
-  ]);
-  await client.query(
-    `INSERT INTO users (id, username, email)
-       SELECT id, name, name || '@example.test' FROM unnest($1::uuid[], $2::text[]) AS u (id, name)`,
-    [w.users, w.names],
-  );
-  await client.query(
-    'INSERT INTO organization_members (organization_id, user_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])',
-    [w.orgs, w.users],
-  );
-  await client.query(
-    `INSERT INTO groups (id, organization_id, name)
-       SELECT id, org, 'racers' FROM unnest($1::uuid[], $2::uuid[]) AS g (id, org)`,
-    [w.groups, w.orgs],
-  );
-}
-
 export async function createRaceFixtures(pool: Pool, n: number): Promise<RaceFixture[]> {
   const fixtures = Array.from({ length: n }, () => ({
     organizationId: randomUUID(),
@@ -153,7 +74,7 @@ export async function createRaceFixtures(pool: Pool, n: number): Promise<RaceFix
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await insertRaceWorld(client, { orgs, users, groups, names });
+    await insertMembershipSets(client, { orgs, users, groups, names });
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK');
@@ -287,13 +208,13 @@ export async function runMembershipRace(
  * before the final `RETURN NEW`) to widen the race window. Everything else stays identical.
  */
 export async function rewrittenCheckFunction(
-  db: Queryable,
+  db: SqlTarget,
   opts: { dropLock: boolean; sleepSeconds: number },
 ): Promise<string> {
-  const res = await db.query<{ def: string }>(
+  const [{ def: original }] = await sqlRows<{ def: string }>(
+    db,
     `SELECT pg_get_functiondef('group_members_check_org_member()'::regprocedure) AS def`,
   );
-  const original = res.rows[0].def;
   if ((original.match(/FOR KEY SHARE/g) ?? []).length !== 1) {
     throw new Error(`expected exactly one FOR KEY SHARE in group_members_check_org_member:\n${original}`);
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DatabaseError, type Pool, type PoolClient } from 'pg';
-import { insertRaceWorld, isCheckViolation, uniqueName, type Queryable } from './identity-sql';
+import { insertMembershipSets, sqlRows, uniqueName, type SqlTarget } from '@aigov/testing';
+import { isCheckViolation } from './identity-sql';
 
 // The race between an override upsert (docs/decisions) and the removal of the membership it needs.
 
@@ -81,7 +82,7 @@ async function insertFixtures(pool: Pool, fixtures: OverrideRaceFixture[]): Prom
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await insertRaceWorld(client, { orgs, users, groups, names });
+    await insertMembershipSets(client, { orgs, users, groups, names });
     await client.query(
       'INSERT INTO group_members (group_id, user_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])',
       [groups, users],
@@ -270,13 +271,13 @@ export async function runOverrideRace(
 }
 
 /** Overrides whose user is not a member of their group (one anti-join over group_members_expanded). */
-export async function orphanOverrides(db: Queryable): Promise<{ user_id: string; group_id: string }[]> {
-  const res = await db.query<{ user_id: string; group_id: string }>(
+export async function orphanOverrides(db: SqlTarget): Promise<{ user_id: string; group_id: string }[]> {
+  return sqlRows<{ user_id: string; group_id: string }>(
+    db,
     `SELECT o.user_id, o.group_id FROM user_ai_budget_overrides o
       WHERE NOT EXISTS (SELECT 1 FROM group_members_expanded e
                          WHERE e.user_id = o.user_id AND e.group_id = o.group_id)`,
   );
-  return res.rows;
 }
 
 /**
@@ -304,13 +305,13 @@ export function expectedAfterRound(
  * final `RETURN NEW` to widen the race window. Fails when the expected text is not found.
  */
 export async function rewrittenOverrideCheck(
-  db: Queryable,
+  db: SqlTarget,
   opts: { dropLock: boolean; sleepSeconds: number },
 ): Promise<string> {
-  const res = await db.query<{ def: string }>(
+  const [{ def: original }] = await sqlRows<{ def: string }>(
+    db,
     `SELECT pg_get_functiondef('user_ai_budget_overrides_check_member()'::regprocedure) AS def`,
   );
-  const original = res.rows[0].def;
   if ((original.match(/ FOR KEY SHARE;/g) ?? []).length !== 2) {
     throw new Error(
       `expected exactly two FOR KEY SHARE in user_ai_budget_overrides_check_member:\n${original}`,

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { childEnvironment } from '@aigov/config';
@@ -18,28 +17,6 @@ export function appMain(app: AppName): string {
 }
 
 export const START_SCRIPT = path.join(ROOT, 'dist', 'scripts', 'start.js');
-
-// Tests import it from here as well as from @aigov/testing: one implementation.
-export { freePort } from '@aigov/testing';
-
-export async function portAnswers(port: number, timeoutMs = 1_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => {
-      clearTimeout(t);
-      resolve(false);
-    });
-  });
-}
 
 export function freshDataDir(prefix = 'aigov-test-data-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

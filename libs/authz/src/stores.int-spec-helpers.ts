@@ -1,25 +1,19 @@
 // Fixtures for stores.int-spec.ts: rows inserted with plain SQL, and user actors built from the
 // same spec as their rows (what userActor() would make of the user's key principal), so an
 // actor's roles and memberships always match the database the stores read.
-import { randomBytes } from 'node:crypto';
 import type { SystemActor } from '@aigov/contracts';
 import { q, type Group, type Organization, type OrgRole, type SiteRole, type User } from '@aigov/db';
 import type { Actor, UserActor } from '@aigov/authz';
-import { waitForNoConnections } from '@aigov/testing';
+import {
+  everyoneGroup,
+  insertApiKey,
+  insertGroup,
+  insertMember,
+  insertOrganization,
+  uniqueName,
+  waitForNoConnections,
+} from '@aigov/testing';
 import type { DataSource } from 'typeorm';
-
-let seq = 0;
-/** A name no other fixture of this run uses; valid as username, organization and group name. */
-export function uniqueName(prefix: string): string {
-  seq += 1;
-  return `${prefix}-${process.pid}-${seq}`;
-}
-
-const KEY_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
-/** An api_keys id: 10 characters of [a-z0-9]. */
-export function newKeyId(): string {
-  return Array.from(randomBytes(10), (b) => KEY_ALPHABET[b % KEY_ALPHABET.length]).join('');
-}
 
 export async function rows<T = Record<string, unknown>>(
   ds: DataSource,
@@ -27,35 +21,6 @@ export async function rows<T = Record<string, unknown>>(
   params: unknown[] = [],
 ): Promise<T[]> {
   return q<T[]>(ds, sql, params);
-}
-
-const ORG_COLUMNS = `id, name, display_name AS "displayName", created_at AS "createdAt", updated_at AS "updatedAt"`;
-const GROUP_COLUMNS = `id, organization_id AS "organizationId", name, display_name AS "displayName",
-  created_at AS "createdAt", updated_at AS "updatedAt"`;
-const USER_COLUMNS = `id, username, email, name, status, roles, created_at AS "createdAt", updated_at AS "updatedAt"`;
-
-/** Inserting an organization also creates its Everyone group (database trigger). */
-export async function insertOrganization(ds: DataSource, name = uniqueName('org')): Promise<Organization> {
-  const [o] = await rows<Organization>(
-    ds,
-    `INSERT INTO organizations (name) VALUES ($1) RETURNING ${ORG_COLUMNS}`,
-    [name],
-  );
-  return o;
-}
-
-export async function insertGroup(ds: DataSource, organizationId: string): Promise<Group> {
-  const [g] = await rows<Group>(
-    ds,
-    `INSERT INTO groups (organization_id, name) VALUES ($1, $2) RETURNING ${GROUP_COLUMNS}`,
-    [organizationId, uniqueName('group')],
-  );
-  return g;
-}
-
-export async function everyoneGroup(ds: DataSource, org: Organization): Promise<Group> {
-  const [g] = await rows<Group>(ds, `SELECT ${GROUP_COLUMNS} FROM groups WHERE id = $1`, [org.id]);
-  return g;
 }
 
 /** A user row and the actor that calls as that user. */
@@ -73,22 +38,7 @@ export interface PersonSpec {
 }
 
 export async function insertPerson(ds: DataSource, spec: PersonSpec = {}): Promise<Person> {
-  const username = uniqueName('user');
-  const [user] = await rows<User>(
-    ds,
-    `INSERT INTO users (username, email, roles) VALUES ($1, $2, $3::text[]) RETURNING ${USER_COLUMNS}`,
-    [username, `${username}@example.test`, spec.site ?? []],
-  );
-  for (const [org, roles] of Object.entries(spec.orgs ?? {})) {
-    await rows(ds, 'INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, $3)', [
-      org,
-      user.id,
-      roles,
-    ]);
-  }
-  for (const g of spec.groups ?? []) {
-    await rows(ds, 'INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [g, user.id]);
-  }
+  const user = await insertMember(ds, { roles: spec.site, orgs: spec.orgs, groups: spec.groups });
   const actor: UserActor = {
     kind: 'user',
     id: user.id,
@@ -116,32 +66,6 @@ export async function insertPrice(
     ds,
     'INSERT INTO ai_model_prices (provider, model, source, input_price, output_price) VALUES ($1, $2, $3, $4, $4)',
     [p.provider, p.model, p.source, p.input],
-  );
-}
-
-/** An API key of the user with a 32-byte secret hash; returns its id. */
-export async function insertKey(ds: DataSource, userId: string): Promise<string> {
-  const id = newKeyId();
-  await rows(ds, 'INSERT INTO api_keys (id, user_id, name, secret_hash) VALUES ($1, $2, $3, $4)', [
-    id,
-    userId,
-    'fixture key',
-    randomBytes(32),
-  ]);
-  return id;
-}
-
-/** A user budget override: the user must be a member of the group (database trigger). */
-export async function insertOverride(
-  ds: DataSource,
-  userId: string,
-  groupId: string,
-  micros: bigint,
-): Promise<void> {
-  await rows(
-    ds,
-    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, $3)',
-    [userId, groupId, micros.toString()],
   );
 }
 
@@ -250,12 +174,12 @@ export async function setup(ds: DataSource): Promise<World> {
     ds,
     orgA,
     orgB,
-    everyoneA: await everyoneGroup(ds, orgA),
+    everyoneA: await everyoneGroup(ds, orgA.id),
     groupA1,
     groupA2,
     groupB,
     people,
-    memberKeyId: await insertKey(ds, people.groupMember.user.id),
+    memberKeyId: await insertApiKey(ds, people.groupMember.user.id),
     provider,
     auditResourceType,
     budgetMicros,

@@ -2,22 +2,27 @@ import { randomBytes } from 'node:crypto';
 import { Stores, type Actor } from '@aigov/authz';
 import { createDataSource, type Group } from '@aigov/db';
 import { DomainError } from '@aigov/errors';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import {
+  addGroupMember,
+  addOrganizationMember,
+  createTestDatabase,
+  insertApiKey,
+  insertGroup,
+  insertOverride,
+  newKeyId,
+  uniqueName,
+  type TestDatabase,
+} from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import {
   ACTOR_LABELS,
   actorOf,
   destroyDataSource,
   insertBudget,
-  insertGroup,
-  insertKey,
-  insertOverride,
   insertPerson,
   insertPrice,
-  newKeyId,
   rows,
   setup,
-  uniqueName,
   type ActorName,
   type Person,
   type World,
@@ -757,12 +762,9 @@ const CASES: Record<string, AnyScenario[]> = {
       arrange: async (w: World) => {
         const { g, member: p } = await freshGroup(w);
         await rows(w.ds, `UPDATE users SET roles = '{auditor}' WHERE id = $1`, [p.user.id]);
-        await rows(w.ds, 'INSERT INTO organization_members (organization_id, user_id) VALUES ($1, $2)', [
-          w.orgB.id,
-          p.user.id,
-        ]);
+        await addOrganizationMember(w.ds, w.orgB.id, p.user.id);
         await insertOverride(w.ds, p.user.id, g.id, 4_000_000n);
-        const keyId = await insertKey(w.ds, p.user.id);
+        const keyId = await insertApiKey(w.ds, p.user.id);
         return { p: { ...p, user: { ...p.user, roles: ['auditor' as const] } }, g, keyId };
       },
       act: (s, a, f) => s.users.deleteUser(a, f.p.user),
@@ -904,7 +906,7 @@ const CASES: Record<string, AnyScenario[]> = {
       title: 'of a member of A',
       arrange: async (w: World) => {
         const { p } = await freshMemberOfA(w);
-        return { p, keyId: await insertKey(w.ds, p.user.id) };
+        return { p, keyId: await insertApiKey(w.ds, p.user.id) };
       },
       act: (s, a, f) => s.keys.deleteKey(a, f.p.user, f.keyId),
       observe: keyRows,
@@ -1175,7 +1177,7 @@ const CASES: Record<string, AnyScenario[]> = {
       arrange: async (w: World) => {
         const { p } = await freshOverride(w);
         const g = await insertGroup(w.ds, w.orgA.id);
-        await rows(w.ds, 'INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [g.id, p.user.id]);
+        await addGroupMember(w.ds, g.id, p.user.id);
         return { p, g };
       },
       act: (s, a, f) => s.overrides.upsertOverride(a, f.p.user, f.g, 5_000_000n),

@@ -1,9 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from './ports';
+import { freePort, portAnswers } from './ports';
 import { childEnvironment, testSettings } from '../../config/src/config';
 
 export interface TestNatsServer {
@@ -23,17 +22,6 @@ function findBinary(): string {
   throw new Error(
     'nats-server not found (apt-get install nats-server); the NATS tests run against a real one',
   );
-}
-
-async function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /**
@@ -66,7 +54,7 @@ export async function startNatsServer(
   });
   // Generous: on a loaded 2-core machine the binary alone can take seconds to start.
   const deadline = Date.now() + 30_000;
-  while (!(await answers(port))) {
+  while (!(await portAnswers(port))) {
     if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}: ${stderr}`);
     if (Date.now() > deadline) throw new Error(`nats-server did not start within 30 s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 25));
