@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Stores } from '@aigov/authz';
 import type { IdentityDataBySubject, IdentityEvent, IdentitySubject } from '@aigov/contracts';
 import { createDataSource } from '@aigov/db';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import { createTestDatabase, insertOverride, type TestDatabase } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import type { ApplyOutcome } from './applier';
 import { IdentityApplier } from './identity-applier';
@@ -74,11 +74,7 @@ const isOrgMember = async (org: string, user: string) =>
     .length > 0;
 const isGroupMember = async (group: string, user: string) =>
   (await rows('SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2', [group, user])).length > 0;
-const override = async (user: string, group: string): Promise<void> =>
-  void (await ds.query(
-    'INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, 5000000)',
-    [user, group],
-  ));
+const override = (user: string, group: string) => insertOverride(ds, user, group, 5_000_000);
 const overrideOf = async (user: string) =>
   (
     await rows<{ group_id: string }>('SELECT group_id FROM user_ai_budget_overrides WHERE user_id = $1', [

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Stores } from '@aigov/authz';
 import type { IdentityEvent, OrganizationSnapshotData } from '@aigov/contracts';
 import { createDataSource } from '@aigov/db';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import { createTestDatabase, insertOverride, type TestDatabase } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import { IdentityApplier } from './identity-applier';
 
@@ -91,10 +91,8 @@ describe('organization snapshots', () => {
       ev('identity.group.member.added', { group_id: dropped, user_id: bob.user_id }, at(1)),
     );
     expect(out.every((k) => k === 'applied')).toBe(true);
-    await ds.query(
-      `INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros) VALUES ($1, $2, 1), ($3, $4, 2)`,
-      [dee.user_id, kept, bob.user_id, dropped],
-    );
+    await insertOverride(ds, dee.user_id, kept, 1);
+    await insertOverride(ds, bob.user_id, dropped, 2);
     // The intended state: bob leaves, cid and eve join, ann loses admin, dee becomes auditor;
     // `kept` is renamed and holds ann and cid; `dropped` goes; `fresh` is new with eve.
     snapshot = {
