@@ -1,7 +1,9 @@
 import type {
   Group,
+  GroupMemberContext,
   IdentityEntity,
   IdentitySyncRepository,
+  MemberContext,
   OrgRole,
   Organization,
   SyncedUser,
@@ -27,13 +29,18 @@ function changes(before: Record<string, unknown>, after: Record<string, unknown>
 const sameRoles = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
+type GroupRef = Pick<Group, 'id' | 'name' | 'organizationId'>;
+type UserRef = { id: string; username: string };
+
 /**
  * The identity system's changes, applied by the membership listener (docs/identity-events.md):
  * users, organizations, groups and memberships by the ids the identity system gave them, plus
  * the bookkeeping that makes events idempotent and ordered. Only `system:membership-listener`
  * may call it (`identity.sync`). Every change is audited here, as that actor; a call that
  * changes nothing writes nothing. Removals go through the membership tables, whose triggers end
- * the overrides that lose their membership and record them.
+ * the overrides that lose their membership and record them. The listener applies thousands of
+ * events a second, so the methods take what their audit entries need from the caller's reads
+ * and avoid a round trip wherever one statement can say it.
  */
 export class IdentitySyncStore {
   constructor(
@@ -45,13 +52,24 @@ export class IdentitySyncStore {
     requireAllowed(actor, 'identity.sync', {}, forbidden('apply identity events'));
   }
 
+  // Bookkeeping of events
+
   /** False when the event was applied before. */
   async markEventApplied(actor: Actor, eventId: string, type: string, time: Date): Promise<boolean> {
     this.check(actor);
     return this.sync.markEventApplied(eventId, type, time);
   }
 
-  /** Claims the keys for an event of `time` (see IdentitySyncRepository.claimVersions). */
+  /** Records the event and claims its keys (IdentitySyncRepository.beginEvent). */
+  async beginEvent(
+    actor: Actor,
+    e: Parameters<IdentitySyncRepository['beginEvent']>[0],
+  ): ReturnType<IdentitySyncRepository['beginEvent']> {
+    this.check(actor);
+    return this.sync.beginEvent(e);
+  }
+
+  /** Claims the keys for an event of `time` (IdentitySyncRepository.claimVersions). */
   async claimVersions(
     actor: Actor,
     entity: IdentityEntity,
@@ -63,9 +81,40 @@ export class IdentitySyncStore {
     return this.sync.claimVersions(entity, keys, time, eventId);
   }
 
+  /** Records the removal time of the memberships that go with a removal. */
+  async tombstoneDependents(
+    actor: Actor,
+    of: Parameters<IdentitySyncRepository['tombstoneDependents']>[0],
+    time: Date,
+    eventId: string,
+  ): Promise<void> {
+    this.check(actor);
+    await this.sync.tombstoneDependents(of, time, eventId);
+  }
+
   async versionOf(actor: Actor, entity: IdentityEntity, key: string): Promise<Date | null> {
     this.check(actor);
     return this.sync.versionOf(entity, key);
+  }
+
+  async organizationMemberContext(
+    actor: Actor,
+    eventId: string,
+    organizationId: string,
+    userId: string,
+  ): Promise<MemberContext> {
+    this.check(actor);
+    return this.sync.organizationMemberContext(eventId, organizationId, userId);
+  }
+
+  async groupMemberContext(
+    actor: Actor,
+    eventId: string,
+    groupId: string,
+    userId: string,
+  ): Promise<GroupMemberContext> {
+    this.check(actor);
+    return this.sync.groupMemberContext(eventId, groupId, userId);
   }
 
   // Users
@@ -118,9 +167,10 @@ export class IdentitySyncStore {
     return true;
   }
 
-  async existingUserIds(actor: Actor, ids: readonly string[]): Promise<Set<string>> {
+  /** user id -> username, for those of the ids that are users. */
+  async usernames(actor: Actor, ids: readonly string[]): Promise<Map<string, string>> {
     this.check(actor);
-    return this.sync.existingUserIds(ids);
+    return this.sync.usernames(ids);
   }
 
   /** The listed users that are missing or differ (so a snapshot touches only those). */
@@ -184,35 +234,26 @@ export class IdentitySyncStore {
     return true;
   }
 
-  /** True when the id is an organization's (so also its Everyone group's). */
-  async isOrganization(actor: Actor, id: string): Promise<boolean> {
-    this.check(actor);
-    return this.sync.isOrganization(id);
-  }
-
   // Organization members
 
   /** Adds the member, or sets its roles; `roles` null keeps the roles of an existing member. */
   async upsertOrganizationMember(
     actor: Actor,
     organizationId: string,
-    userId: string,
+    user: UserRef,
     roles: OrgRole[] | null,
   ): Promise<SyncChange> {
     this.check(actor);
-    const before = await this.sync.lockOrganizationMember(organizationId, userId);
+    const before = await this.sync.lockOrganizationMember(organizationId, user.id);
     if (before && (roles === null || sameRoles(before, roles))) return 'unchanged';
-    if (before) await this.sync.setOrganizationMemberRoles(organizationId, userId, roles ?? before);
-    else await this.sync.insertOrganizationMember(organizationId, userId, roles ?? []);
+    if (before) await this.sync.setOrganizationMemberRoles(organizationId, user.id, roles ?? before);
+    else await this.sync.insertOrganizationMember(organizationId, user.id, roles ?? []);
     await this.trail.record(actor, {
       action: before ? 'write' : 'create',
       resourceType: 'organization_member',
-      resourceId: `${organizationId}/${userId}`,
+      resourceId: `${organizationId}/${user.id}`,
       organizationId,
-      diff: {
-        user: { id: userId, username: await this.sync.usernameOf(userId) },
-        roles: { before, after: roles ?? [] },
-      },
+      diff: { user: userRef(user), roles: { before, after: roles ?? [] } },
     });
     return before ? 'changed' : 'created';
   }
@@ -220,16 +261,17 @@ export class IdentitySyncStore {
   /** Removes the membership if it exists; the database ends the group memberships and overrides it carried. */
   async removeOrganizationMember(actor: Actor, organizationId: string, userId: string): Promise<boolean> {
     this.check(actor);
-    const before = await this.sync.lockOrganizationMember(organizationId, userId);
-    if (!before) return false;
-    const username = await this.sync.usernameOf(userId);
-    if (!(await this.sync.deleteOrganizationMember(organizationId, userId))) return false;
+    const removed = await this.sync.deleteOrganizationMember(organizationId, userId);
+    if (!removed) return false;
     await this.trail.record(actor, {
       action: 'delete',
       resourceType: 'organization_member',
       resourceId: `${organizationId}/${userId}`,
       organizationId,
-      diff: { user: { id: userId, username }, roles: { before, after: null } },
+      diff: {
+        user: { id: userId, username: removed.username },
+        roles: { before: removed.roles, after: null },
+      },
     });
     return true;
   }
@@ -237,11 +279,6 @@ export class IdentitySyncStore {
   async organizationMembers(actor: Actor, organizationId: string): Promise<Map<string, OrgRole[]>> {
     this.check(actor);
     return this.sync.organizationMembers(organizationId);
-  }
-
-  async organizationsOfUser(actor: Actor, userId: string): Promise<string[]> {
-    this.check(actor);
-    return this.sync.organizationsOfUser(userId);
   }
 
   // Groups
@@ -307,43 +344,35 @@ export class IdentitySyncStore {
 
   // Group members
 
-  async addGroupMember(actor: Actor, g: Group, userId: string): Promise<boolean> {
+  async addGroupMember(actor: Actor, g: GroupRef, user: UserRef): Promise<boolean> {
     this.check(actor);
-    if (!(await this.sync.addGroupMember(g.id, userId))) return false;
-    await this.recordGroupMember(actor, g, userId, 'create');
+    if (!(await this.sync.addGroupMember(g.id, user.id))) return false;
+    await this.recordGroupMember(actor, g, user, 'create');
     return true;
   }
 
-  async removeGroupMember(actor: Actor, g: Group, userId: string): Promise<boolean> {
+  async removeGroupMember(actor: Actor, groupId: string, userId: string): Promise<boolean> {
     this.check(actor);
-    if (!(await this.sync.removeGroupMember(g.id, userId))) return false;
-    await this.recordGroupMember(actor, g, userId, 'delete');
+    const removed = await this.sync.removeGroupMember(groupId, userId);
+    if (!removed) return false;
+    await this.recordGroupMember(actor, removed.group, { id: userId, username: removed.username }, 'delete');
     return true;
   }
 
-  private async recordGroupMember(actor: Actor, g: Group, userId: string, action: 'create' | 'delete') {
+  private async recordGroupMember(actor: Actor, g: GroupRef, user: UserRef, action: 'create' | 'delete') {
     await this.trail.record(actor, {
       action,
       resourceType: 'group_member',
-      resourceId: `${g.id}/${userId}`,
+      resourceId: `${g.id}/${user.id}`,
       organizationId: g.organizationId,
-      diff: { group: groupRef(g), user: { id: userId, username: await this.sync.usernameOf(userId) } },
+      diff: { group: groupRef(g), user: userRef(user) },
     });
   }
 
-  /** Explicit group memberships (`group/user`) in the organization, optionally of one user. */
-  async groupMembershipsInOrganization(
-    actor: Actor,
-    organizationId: string,
-    userId: string | null = null,
-  ): Promise<string[]> {
+  /** Explicit group memberships (`group/user`) in the organization. */
+  async groupMembershipsInOrganization(actor: Actor, organizationId: string): Promise<string[]> {
     this.check(actor);
-    return this.sync.groupMembershipsInOrganization(organizationId, userId);
-  }
-
-  async groupMembershipsOf(actor: Actor, by: { userId: string } | { groupId: string }): Promise<string[]> {
-    this.check(actor);
-    return this.sync.groupMembershipsOf(by);
+    return this.sync.groupMembershipsInOrganization(organizationId);
   }
 
   // Snapshot parts

@@ -14,3 +14,4 @@ export * from './prices.store';
 export * from './audit.store';
 export * from './identity-sync.store';
 export { UUID, notFound } from './store-checks';
+export type { DeferredAudit } from './audit-trail';

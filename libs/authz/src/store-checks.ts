@@ -20,7 +20,7 @@ export const notFound = (what: string) => () => new DomainError('not_found', `${
 
 export const groupSubject = (g: Group): Subject => ({ organizationIds: [g.organizationId], groupId: g.id });
 export const userRef = (u: { id: string; username: string }) => ({ id: u.id, username: u.username });
-export const groupRef = (g: Group | null) => (g ? { id: g.id, name: g.name } : null);
+export const groupRef = (g: Pick<Group, 'id' | 'name'> | null) => (g ? { id: g.id, name: g.name } : null);
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

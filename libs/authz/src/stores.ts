@@ -12,7 +12,7 @@ import {
 } from '@aigov/db';
 import { DataSource, type EntityManager } from 'typeorm';
 import { ApiKeyStore } from './api-keys.store';
-import { AuditTrail } from './audit-trail';
+import { AuditTrail, DeferredAudit } from './audit-trail';
 import { AuditStore } from './audit.store';
 import { BudgetStore } from './group-budgets.store';
 import { GroupStore } from './groups.store';
@@ -48,11 +48,12 @@ export class Stores {
   constructor(
     private readonly db: DataSource | EntityManager,
     requestId: string | null = null,
+    deferred: DeferredAudit | null = null,
   ) {
     const users = new UserRepository(db);
     const groups = new GroupRepository(db);
     const auditRepository = new AuditRepository(db);
-    const trail = new AuditTrail(auditRepository, requestId);
+    const trail = new AuditTrail(auditRepository, requestId, deferred);
     this.groups = new GroupStore(groups, db, trail);
     this.budgets = new BudgetStore(this.groups, new GroupBudgetRepository(db), trail);
     this.prices = new PriceStore(new PriceQueryRepository(db), trail);
@@ -79,6 +80,19 @@ export class Stores {
   async forRequest(requestId: string): Promise<Stores> {
     await this.db.query(`SELECT set_config('aigov.request_id', $1, true)`, [requestId]);
     return new Stores(this.db, requestId);
+  }
+
+  /**
+   * The same stores recording `requestId` in their audit entries, without telling the database:
+   * for callers whose first statement sets `aigov.request_id` itself (the listener's beginEvent).
+   */
+  withRequestId(requestId: string, deferred: DeferredAudit | null = null): Stores {
+    return new Stores(this.db, requestId, deferred);
+  }
+
+  /** Collects audit entries for `withRequestId` stores; flush it before the transaction ends. */
+  deferredAudit(): DeferredAudit {
+    return new DeferredAudit(new AuditRepository(this.db));
   }
 
   /**

@@ -7,30 +7,53 @@ import type { ApplyOutcome } from './applier';
 export const A = MEMBERSHIP_LISTENER_ACTOR;
 export const APPLIED: ApplyOutcome = { kind: 'applied' };
 export const STALE: ApplyOutcome = { kind: 'stale' };
+export const DUPLICATE: ApplyOutcome = { kind: 'duplicate' };
+export const everyone = (what: string): ApplyOutcome => ({
+  kind: 'dead',
+  reason: 'targets_everyone_group',
+  errors: [`${what}: the Everyone group is managed with its organization, not by group events`],
+});
 
-/** One event's data and the bookkeeping every handler needs. */
+/** One event's identity and the store it is applied through. */
 export interface EventContext {
   store: IdentitySyncStore;
   id: string;
+  type: string;
   time: Date;
 }
 
 /**
- * Is a referenced entity there? If not: `stale` when it was removed at or after the event's time
- * (the event lost the race and never applies), else `retry` (it may still arrive).
+ * Records the event and claims its key: the first write of every incremental event, made only
+ * after the checks that could send it back (retry) or to the dead letters, so that those leave
+ * nothing behind. Null when the event goes on; else its outcome.
  */
-export async function reference(
+export async function begin(
   c: EventContext,
   entity: IdentityEntity,
   key: string,
-  exists: boolean,
-): Promise<'ok' | ApplyOutcome> {
-  if (exists) return 'ok';
-  const removedAt = await c.store.versionOf(A, entity, key);
-  if (removedAt && removedAt >= c.time) return STALE;
-  return { kind: 'retry', reason: `unknown ${entity.replace('_', ' ')} ${key}` };
+  unlessOrganization?: string,
+): Promise<ApplyOutcome | null> {
+  const state = await c.store.beginEvent(A, {
+    eventId: c.id,
+    type: c.type,
+    time: c.time,
+    entity,
+    keys: [key],
+    unlessOrganization,
+  });
+  if (state === 'fresh') return null;
+  if (state === 'everyone') return everyone('data.group_id');
+  return state === 'duplicate' ? DUPLICATE : STALE;
 }
 
-/** Claims one key for the event: false when a newer event has been applied to it. */
-export const claim = async (c: EventContext, entity: IdentityEntity, key: string) =>
-  (await c.store.claimVersions(A, entity, [key], c.time, c.id)).has(key);
+/**
+ * A referenced entity or membership that is not there: `stale` when it was removed at or after
+ * the event's time (the event lost the race and never applies), else `retry` (it may still come).
+ */
+export function missing(c: EventContext, what: string, key: string, removedAt: Date | null): ApplyOutcome {
+  if (removedAt && removedAt >= c.time) return STALE;
+  return { kind: 'retry', reason: `unknown ${what} ${key}` };
+}
+
+/** True when a newer event than this one was applied to the key (read before claiming). */
+export const newer = (c: EventContext, version: Date | null) => version !== null && version > c.time;

@@ -1,7 +1,7 @@
 import type { OrganizationSnapshotData } from '@aigov/contracts';
 import type { Group } from '@aigov/db';
 import type { ApplyOutcome } from './applier';
-import { A, reference, type EventContext } from './context';
+import { A, missing, type EventContext } from './context';
 
 const sameRoles = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().join() === [...b].sort().join();
@@ -134,15 +134,15 @@ export async function applySnapshot(c: EventContext, d: OrganizationSnapshotData
     d.members.map((m) => `${o}/${m.user_id}`),
   );
   const toAdd = d.members.filter((m) => claimedMembers.has(`${o}/${m.user_id}`) && !current.has(m.user_id));
-  const known = await s.existingUserIds(
-    A,
-    toAdd.map((m) => m.user_id),
-  );
+  const usernames = await s.usernames(A, [
+    ...d.members.map((m) => m.user_id),
+    ...d.groups.flatMap((g) => g.members),
+  ]);
   const gone = new Set<string>();
-  for (const m of toAdd.filter((x) => !known.has(x.user_id))) {
+  for (const m of toAdd.filter((x) => !usernames.has(x.user_id))) {
     // A user deleted after the snapshot was taken stays out; one not known yet is waited for.
-    const ref = await reference(c, 'user', m.user_id, false);
-    if (ref !== 'ok' && ref.kind === 'retry') return ref;
+    const outcome = missing(c, 'user', m.user_id, await s.versionOf(A, 'user', m.user_id));
+    if (outcome.kind === 'retry') return outcome;
     gone.add(m.user_id);
   }
   const memberNow = new Set(current.keys());
@@ -150,7 +150,12 @@ export async function applySnapshot(c: EventContext, d: OrganizationSnapshotData
     if (!claimedMembers.has(`${o}/${m.user_id}`) || gone.has(m.user_id)) continue;
     const roles = current.get(m.user_id);
     if (roles && sameRoles(roles, m.roles)) continue;
-    await s.upsertOrganizationMember(A, o, m.user_id, m.roles);
+    await s.upsertOrganizationMember(
+      A,
+      o,
+      { id: m.user_id, username: usernames.get(m.user_id) ?? '' },
+      m.roles,
+    );
     memberNow.add(m.user_id);
   }
 
@@ -163,14 +168,16 @@ export async function applySnapshot(c: EventContext, d: OrganizationSnapshotData
     if (!claimedPairs.has(key) || currentPairs.has(key)) continue;
     const [groupId, userId] = key.split('/');
     const group = groupsNow.get(groupId);
-    if (group && memberNow.has(userId)) await s.addGroupMember(A, group, userId);
+    const username = usernames.get(userId);
+    if (group && username !== undefined && memberNow.has(userId)) {
+      await s.addGroupMember(A, group, { id: userId, username });
+    }
   }
   const listed = new Set(listedPairs);
   const unlistedPairs = [...currentPairs].filter((k) => !listed.has(k));
   for (const key of await claimAll('group_member', unlistedPairs)) {
     const [groupId, userId] = key.split('/');
-    const group = groupsNow.get(groupId);
-    if (group) await s.removeGroupMember(A, group, userId);
+    await s.removeGroupMember(A, groupId, userId);
   }
 
   // Groups and members it does not list.

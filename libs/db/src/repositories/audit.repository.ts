@@ -55,6 +55,32 @@ export class AuditRepository {
     );
   }
 
+  /** Several entries in one statement (call inside the transaction of the changes they record). */
+  async insertMany(entries: readonly AuditEntryInput[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db.query(
+      `INSERT INTO audit_logs (actor_id, actor, action, resource_type, resource_id, organization_id, diff, request_id, reason)
+       SELECT e.actor_id, e.actor, e.action, e.resource_type, e.resource_id, e.organization_id, e.diff, e.request_id, e.reason
+         FROM jsonb_to_recordset($1::jsonb) AS e(actor_id uuid, actor text, action text, resource_type text,
+              resource_id text, organization_id uuid, diff jsonb, request_id text, reason text)`,
+      [
+        JSON.stringify(
+          entries.map((e) => ({
+            actor_id: e.actorId,
+            actor: e.actor,
+            action: e.action,
+            resource_type: e.resourceType,
+            resource_id: e.resourceId,
+            organization_id: e.organizationId,
+            diff: e.diff,
+            request_id: e.requestId,
+            reason: e.reason ?? null,
+          })),
+        ),
+      ],
+    );
+  }
+
   /**
    * Newest first. Only the filters given go into the statement, so each one can use its index
    * (list-indexes migration: one per filter column, ending in time and id).

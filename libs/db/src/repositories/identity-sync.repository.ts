@@ -18,6 +18,34 @@ const ORG_COLUMNS = `id, name, display_name AS "displayName", created_at AS "cre
 const GROUP_COLUMNS = `id, organization_id AS "organizationId", name, display_name AS "displayName",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
+const versionSql = (entity: string, key: string) =>
+  `(SELECT time FROM identity_versions WHERE entity = ${entity} AND key = (${key})::text)`;
+
+export interface MemberContext {
+  applied: boolean;
+  memberVersion: Date | null;
+  organizationExists: boolean;
+  organizationVersion: Date | null;
+  /** null when the user does not exist */
+  username: string | null;
+  userVersion: Date | null;
+}
+
+export interface GroupMemberContext {
+  applied: boolean;
+  /** the group id is an organization's: its Everyone group */
+  everyone: boolean;
+  memberVersion: Date | null;
+  /** null when the group does not exist */
+  organizationId: string | null;
+  groupName: string | null;
+  groupVersion: Date | null;
+  username: string | null;
+  userVersion: Date | null;
+  organizationMember: boolean;
+  organizationMemberVersion: Date | null;
+}
+
 /**
  * The writes of the membership listener: identities by the ids the identity system gave them,
  * the ids of applied events and the time of the last change applied to each entity and
@@ -70,6 +98,139 @@ export class IdentitySyncRepository {
       [entity, key],
     );
     return rows[0]?.time ?? null;
+  }
+
+  /**
+   * The start of one event's change, in one statement: the request id handed to the database
+   * (for the entries its triggers write), the event id recorded, and the event's keys claimed.
+   * `duplicate`: the id was applied before (nothing happens); `stale`: a newer event holds a key
+   * (the id is kept, so a redelivery is a duplicate); `everyone`: `unlessOrganization` names an
+   * organization, i.e. the event aims at an Everyone group (nothing happens).
+   */
+  async beginEvent(e: {
+    eventId: string;
+    type: string;
+    time: Date;
+    entity: IdentityEntity;
+    keys: readonly string[];
+    unlessOrganization?: string;
+  }): Promise<'fresh' | 'duplicate' | 'stale' | 'everyone'> {
+    const rows = await q<{ everyone: boolean; fresh: boolean; claimed: number }[]>(
+      this.db,
+      `WITH guard AS (
+         SELECT set_config('aigov.request_id', $1, true) AS request_id,
+                $6::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid) AS everyone),
+       ev AS (
+         INSERT INTO identity_applied_events (event_id, type, event_time)
+         SELECT $1, $2, $3 FROM guard WHERE NOT guard.everyone
+         ON CONFLICT (event_id) DO NOTHING RETURNING 1),
+       claim AS (
+         INSERT INTO identity_versions AS v (entity, key, time, event_id)
+         SELECT $4, k, $3, $1 FROM unnest($5::text[]) AS k WHERE EXISTS (SELECT 1 FROM ev) ORDER BY k
+         ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
+          WHERE v.time <= EXCLUDED.time
+         RETURNING 1)
+       SELECT guard.everyone, EXISTS (SELECT 1 FROM ev) AS fresh, (SELECT count(*)::int FROM claim) AS claimed
+         FROM guard`,
+      [e.eventId, e.type, e.time, e.entity, [...new Set(e.keys)], e.unlessOrganization ?? null],
+    );
+    const r = rows[0];
+    if (r.everyone) return 'everyone';
+    if (!r.fresh) return 'duplicate';
+    return r.claimed === new Set(e.keys).size ? 'fresh' : 'stale';
+  }
+
+  /**
+   * Records `time` as the removal time of the memberships that go with a removal (where not
+   * newer already), so late events about them stay ignored: a user's organization and group
+   * memberships; an organization's members, groups and group memberships; a group's memberships;
+   * one member's memberships of the organization's groups.
+   */
+  async tombstoneDependents(
+    of:
+      | { userId: string }
+      | { organizationId: string }
+      | { groupId: string }
+      | { organizationId: string; userId: string },
+    time: Date,
+    eventId: string,
+  ): Promise<void> {
+    const [sql, params] =
+      'organizationId' in of && 'userId' in of
+        ? [
+            `SELECT 'group_member', gm.group_id || '/' || gm.user_id FROM group_members gm
+               JOIN groups g ON g.id = gm.group_id WHERE g.organization_id = $3 AND gm.user_id = $4`,
+            [of.organizationId, of.userId],
+          ]
+        : 'userId' in of
+          ? [
+              `SELECT 'organization_member', organization_id || '/' || user_id FROM organization_members WHERE user_id = $3
+               UNION ALL SELECT 'group_member', group_id || '/' || user_id FROM group_members WHERE user_id = $3`,
+              [of.userId],
+            ]
+          : 'groupId' in of
+            ? [
+                `SELECT 'group_member', group_id || '/' || user_id FROM group_members WHERE group_id = $3`,
+                [of.groupId],
+              ]
+            : [
+                `SELECT 'organization_member', organization_id || '/' || user_id FROM organization_members WHERE organization_id = $3
+                 UNION ALL SELECT 'group', id::text FROM groups WHERE organization_id = $3 AND id <> organization_id
+                 UNION ALL SELECT 'group_member', gm.group_id || '/' || gm.user_id FROM group_members gm
+                   JOIN groups g ON g.id = gm.group_id WHERE g.organization_id = $3`,
+                [of.organizationId],
+              ];
+    await q(
+      this.db,
+      `INSERT INTO identity_versions AS v (entity, key, time, event_id)
+       SELECT d.entity, d.key, $1, $2 FROM (${sql}) AS d(entity, key) ORDER BY d.entity, d.key
+       ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
+        WHERE v.time <= EXCLUDED.time`,
+      [time, eventId, ...params],
+    );
+  }
+
+  /**
+   * What adding a user to an organization needs to know, read at once: whether the event was
+   * applied before, the membership's last time, and for the organization and the user whether
+   * they exist (and when they were last changed or removed).
+   */
+  async organizationMemberContext(
+    eventId: string,
+    organizationId: string,
+    userId: string,
+  ): Promise<MemberContext> {
+    const rows = await q<MemberContext[]>(
+      this.db,
+      `SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
+              ${versionSql("'organization_member'", "$2 || '/' || $3")} AS "memberVersion",
+              EXISTS (SELECT 1 FROM organizations WHERE id = $2::uuid) AS "organizationExists",
+              ${versionSql("'organization'", '$2')} AS "organizationVersion",
+              (SELECT username FROM users WHERE id = $3::uuid) AS username,
+              ${versionSql("'user'", '$3')} AS "userVersion"`,
+      [eventId, organizationId, userId],
+    );
+    return rows[0];
+  }
+
+  /** The same for adding a user to a group; also whether the user is in the group's organization. */
+  async groupMemberContext(eventId: string, groupId: string, userId: string): Promise<GroupMemberContext> {
+    const rows = await q<GroupMemberContext[]>(
+      this.db,
+      `SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
+              EXISTS (SELECT 1 FROM organizations WHERE id = $2::uuid) AS everyone,
+              ${versionSql("'group_member'", "$2 || '/' || $3")} AS "memberVersion",
+              g.organization_id AS "organizationId", g.name AS "groupName",
+              ${versionSql("'group'", '$2')} AS "groupVersion",
+              (SELECT username FROM users WHERE id = $3::uuid) AS username,
+              ${versionSql("'user'", '$3')} AS "userVersion",
+              EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = g.organization_id AND m.user_id = $3::uuid)
+                AS "organizationMember",
+              ${versionSql("'organization_member'", "g.organization_id || '/' || $3")} AS "organizationMemberVersion"
+         FROM (SELECT 1) AS one LEFT JOIN groups g ON g.id = $2::uuid`,
+      [eventId, groupId, userId],
+    );
+    return rows[0];
   }
 
   // Users
@@ -131,18 +292,15 @@ export class IdentitySyncRepository {
     return rows.map((r) => r.id);
   }
 
-  async usernameOf(id: string): Promise<string | null> {
-    const rows = await q<{ username: string }[]>(this.db, 'SELECT username FROM users WHERE id = $1', [id]);
-    return rows[0]?.username ?? null;
-  }
-
-  /** Which of the ids are users. */
-  async existingUserIds(ids: readonly string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    const rows = await q<{ id: string }[]>(this.db, 'SELECT id FROM users WHERE id = ANY($1::uuid[])', [
-      [...ids],
-    ]);
-    return new Set(rows.map((r) => r.id));
+  /** The usernames of those of the ids that are users. */
+  async usernames(ids: readonly string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await q<{ id: string; username: string }[]>(
+      this.db,
+      'SELECT id, username FROM users WHERE id = ANY($1::uuid[])',
+      [[...new Set(ids)]],
+    );
+    return new Map(rows.map((r) => [r.id, r.username]));
   }
 
   // Organizations
@@ -191,12 +349,6 @@ export class IdentitySyncRepository {
     return rows.length > 0;
   }
 
-  /** True when the id is an organization's, hence its Everyone group's. */
-  async isOrganization(id: string): Promise<boolean> {
-    const rows = await q<unknown[]>(this.db, 'SELECT 1 FROM organizations WHERE id = $1', [id]);
-    return rows.length > 0;
-  }
-
   // Organization members
 
   /** The member's roles, the row locked; null when not a member. */
@@ -226,13 +378,19 @@ export class IdentitySyncRepository {
     );
   }
 
-  async deleteOrganizationMember(organizationId: string, userId: string): Promise<boolean> {
-    const rows = await q<unknown[]>(
+  /** Removes the membership; its roles and the username, or null when there was none. */
+  async deleteOrganizationMember(
+    organizationId: string,
+    userId: string,
+  ): Promise<{ roles: OrgRole[]; username: string } | null> {
+    const rows = await q<{ roles: OrgRole[]; username: string }[]>(
       this.db,
-      'DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2 RETURNING user_id',
+      `DELETE FROM organization_members m USING users u
+        WHERE m.organization_id = $1 AND m.user_id = $2 AND u.id = m.user_id
+        RETURNING m.roles, u.username`,
       [organizationId, userId],
     );
-    return rows.length > 0;
+    return rows[0] ?? null;
   }
 
   /** Members of the organization: user id -> roles. */
@@ -243,16 +401,6 @@ export class IdentitySyncRepository {
       [organizationId],
     );
     return new Map(rows.map((r) => [r.user_id, r.roles]));
-  }
-
-  /** Organizations the user is a member of. */
-  async organizationsOfUser(userId: string): Promise<string[]> {
-    const rows = await q<{ id: string }[]>(
-      this.db,
-      'SELECT organization_id AS id FROM organization_members WHERE user_id = $1',
-      [userId],
-    );
-    return rows.map((r) => r.id);
   }
 
   // Groups
@@ -316,13 +464,22 @@ export class IdentitySyncRepository {
     return rows.length > 0;
   }
 
-  async removeGroupMember(groupId: string, userId: string): Promise<boolean> {
-    const rows = await q<unknown[]>(
+  /** Removes the membership; the group and the username, or null when there was none. */
+  async removeGroupMember(
+    groupId: string,
+    userId: string,
+  ): Promise<{ group: Pick<Group, 'id' | 'name' | 'organizationId'>; username: string } | null> {
+    const rows = await q<{ name: string; organizationId: string; username: string }[]>(
       this.db,
-      'DELETE FROM group_members WHERE group_id = $1 AND user_id = $2 RETURNING user_id',
+      `DELETE FROM group_members gm USING groups g, users u
+        WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.id = gm.group_id AND u.id = gm.user_id
+        RETURNING g.name, g.organization_id AS "organizationId", u.username`,
       [groupId, userId],
     );
-    return rows.length > 0;
+    const r = rows[0];
+    return r
+      ? { group: { id: groupId, name: r.name, organizationId: r.organizationId }, username: r.username }
+      : null;
   }
 
   /** Explicit group memberships (`group id/user id`) in the organization, optionally of one user. */
@@ -335,16 +492,6 @@ export class IdentitySyncRepository {
       `SELECT gm.group_id || '/' || gm.user_id AS key FROM group_members gm JOIN groups g ON g.id = gm.group_id
         WHERE g.organization_id = $1 AND ($2::uuid IS NULL OR gm.user_id = $2)`,
       [organizationId, userId],
-    );
-    return rows.map((r) => r.key);
-  }
-
-  /** Explicit group memberships (`group id/user id`) of the user, or of the group. */
-  async groupMembershipsOf(by: { userId: string } | { groupId: string }): Promise<string[]> {
-    const rows = await q<{ key: string }[]>(
-      this.db,
-      `SELECT group_id || '/' || user_id AS key FROM group_members WHERE ${'userId' in by ? 'user_id' : 'group_id'} = $1`,
-      ['userId' in by ? by.userId : by.groupId],
     );
     return rows.map((r) => r.key);
   }
