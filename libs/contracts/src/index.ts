@@ -11,5 +11,8 @@ export * from './nats.module';
 export * from './money';
 export * from './cloudevents';
 export * from './identity-events';
+export * from './identity-events.validation';
+export * from './identity-rules';
+export * from './dto-validation';
 export * from './text';
 export * from './text.validators';
