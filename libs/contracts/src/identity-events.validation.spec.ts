@@ -22,11 +22,7 @@ function envelope(type: string, data: unknown, extra: Record<string, unknown> = 
 const bytes = (value: unknown): Uint8Array =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
-function parse(
-  subject: IdentitySubject | string,
-  data: unknown,
-  extra?: Record<string, unknown>,
-): IdentityParseResult {
+function parse(subject: string, data: unknown, extra?: Record<string, unknown>): IdentityParseResult {
   return parseIdentityMessage(subject, bytes(envelope(subject, data, extra)));
 }
 
