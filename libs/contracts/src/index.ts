@@ -14,5 +14,6 @@ export * from './identity-events';
 export * from './identity-events.validation';
 export * from './identity-rules';
 export * from './dto-validation';
+export * from './dead-letters';
 export * from './text';
 export * from './text.validators';
