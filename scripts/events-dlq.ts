@@ -108,23 +108,18 @@ async function* deadLetters(nc: NatsConnection, only: number | null) {
 }
 
 async function list(nc: NatsConnection, limit: number, io: Io): Promise<number> {
-  let shown = 0;
-  io.out(['seq', 'time', 'reason', 'subject', 'event_id'].join('\t'));
+  const rows: string[] = [];
   for await (const { stored, letter } of deadLetters(nc, null)) {
     const event = letter?.event as { id?: unknown } | undefined;
     const id = typeof event?.id === 'string' ? event.id : '-';
-    io.out(
-      [
-        stored.seq,
-        stored.time.toISOString(),
-        letter?.reason ?? 'unreadable',
-        letter?.subject ?? '-',
-        id,
-      ].join('\t'),
+    rows.push(
+      [stored.seq, stored.time.toISOString(), letter?.reason ?? 'unreadable', letter?.subject ?? '-', id].join('\t'),
     );
-    if (++shown >= limit) break;
+    if (rows.length >= limit) break;
   }
-  io.err(`${shown} dead letter${shown === 1 ? '' : 's'}`);
+  io.out(['seq', 'time', 'reason', 'subject', 'event_id'].join('\t'));
+  for (const row of rows) io.out(row);
+  io.err(`${rows.length} dead letter${rows.length === 1 ? '' : 's'}`);
   return 0;
 }
 
