@@ -113,7 +113,13 @@ async function list(nc: NatsConnection, limit: number, io: Io): Promise<number> 
     const event = letter?.event as { id?: unknown } | undefined;
     const id = typeof event?.id === 'string' ? event.id : '-';
     rows.push(
-      [stored.seq, stored.time.toISOString(), letter?.reason ?? 'unreadable', letter?.subject ?? '-', id].join('\t'),
+      [
+        stored.seq,
+        stored.time.toISOString(),
+        letter?.reason ?? 'unreadable',
+        letter?.subject ?? '-',
+        id,
+      ].join('\t'),
     );
     if (rows.length >= limit) break;
   }

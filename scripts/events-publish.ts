@@ -77,7 +77,10 @@ export async function main(
     return 0;
   } catch (err) {
     const e = err as Error & { code?: string | number };
-    if (/no responders|503|jetstream is not enabled/i.test(`${e.message} ${e.code ?? ''}`) || e.name === 'NoRespondersError') {
+    if (
+      /no responders|503|jetstream is not enabled/i.test(`${e.message} ${e.code ?? ''}`) ||
+      e.name === 'NoRespondersError'
+    ) {
       io.err(
         `No JetStream stream stores ${subject} at ${where}: start the membership listener once ` +
           '(it creates the IDENTITY stream), or check that JetStream is enabled (nats-server -js).',
