@@ -333,6 +333,44 @@ describe('identity consumer on a real nats-server', () => {
     expect(applier.calls).toBe(0);
   });
 
+  it('dead-letters an event whose last delivery was never acknowledged (an instance died holding it)', async () => {
+    const settings = { maxDeliver: 2, ackWaitMs: 1_000 };
+    const first = await start(new TestRecordingApplier(), settings);
+    await first.close();
+    const seq = await publish('identity.user.deleted', { user_id: USER }, 'orphan-1');
+    // Two instances that fetched it and died before acknowledging: plain pulls, never acked.
+    const consumer = await jetstream(nc).consumers.get(IDENTITY_STREAM, IDENTITY_CONSUMER);
+    for (let delivery = 1; delivery <= 2; delivery++) {
+      const msg = await consumer.next({ expires: 10_000 });
+      expect(msg?.info.deliveryCount).toBe(delivery);
+    }
+    const applier = new TestRecordingApplier();
+    const listener = await start(applier, settings);
+    await waitFor(
+      'the dead letter',
+      async () => (await deadLetters().catch(() => [])).length === 1,
+      30_000,
+      100,
+    );
+    const [{ letter, headers }] = await deadLetters();
+    expect(letter).toMatchObject({
+      reason: 'not acknowledged after max_deliver deliveries',
+      subject: 'identity.user.deleted',
+      stream_seq: seq,
+      deliveries: 2,
+      event: { id: 'orphan-1' },
+    });
+    expect(headers?.get(DEAD_LETTER_HEADERS.cause)).toBe('unacknowledged');
+    expect(applier.calls).toBe(0);
+    const counted = /aigov_identity_events_dead_lettered_total\{reason="unacknowledged"[^}]*\} 1/;
+    await waitFor(
+      'the dead letter counted',
+      async () => counted.test((await listener.metrics.render()).body),
+      10_000,
+      50,
+    );
+  });
+
   it('shares the work between two instances on the same durable consumer, each event applied once', async () => {
     const slow = (): TestRecordingApplier => {
       const a = new TestRecordingApplier();

@@ -12,6 +12,7 @@ import {
   type Consumer,
   type ConsumerMessages,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
 import {
@@ -26,7 +27,7 @@ import {
   type IdentityEvent,
   type NatsConnection,
 } from '@aigov/contracts';
-import { headers as natsHeaders } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/transport-node';
 import { APP_LOGGER, Metrics, Readiness, type Logger } from '@aigov/observability';
 import { IDENTITY_EVENT_APPLIER, type ApplyOutcome, type IdentityEventApplier } from '../apply/applier';
 import { IDENTITY_CONSUMER_OPTIONS, type IdentityConsumerOptions } from './identity-consumer.options';
@@ -35,6 +36,9 @@ import { ensureIdentityJetStream } from './jetstream-setup';
 
 /** Shortest pull wait the client accepts; used when the consumer says more events are waiting. */
 const BUSY_PULL_MS = 1_000;
+
+/** Where nats-server reports an event it will not deliver again (max_deliver reached unacknowledged). */
+export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${IDENTITY_STREAM}.${IDENTITY_CONSUMER}`;
 
 interface Held {
   msg: JsMsg;
@@ -55,6 +59,8 @@ export class IdentityConsumerService
 {
   private readonly metrics: IdentityMetrics;
   private js: JetStreamClient | null = null;
+  private jsm: JetStreamManager | null = null;
+  private advisories: Subscription | null = null;
   private consumer: Consumer | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -97,9 +103,11 @@ export class IdentityConsumerService
     }
     const jsm = await jetstreamManager(this.nc);
     await ensureIdentityJetStream(jsm, this.options, this.logger);
+    this.jsm = jsm;
     this.js = jetstream(this.nc);
     this.consumer = await this.js.consumers.get(IDENTITY_STREAM, IDENTITY_CONSUMER);
     this.setupProblem = null;
+    this.watchMaxDeliveries(this.nc);
     this.loop = this.run();
     this.lagTimer = setInterval(() => void this.pollLag(), this.options.lagPollMs);
     this.lagTimer.unref();
@@ -115,6 +123,7 @@ export class IdentityConsumerService
     // An idle pull is given up at once; an event the server sends into it after this is
     // delivered again once ack_wait has passed.
     this.currentFetch?.stop();
+    this.advisories?.unsubscribe();
     for (const wake of [...this.sleepers]) wake();
     await this.loop;
     this.loop = null;
@@ -354,6 +363,80 @@ export class IdentityConsumerService
       const timer = setTimeout(done, ms);
       this.sleepers.add(done);
     });
+  }
+
+  /**
+   * An event whose last delivery was never acknowledged (an instance died holding it, or its dead
+   * letter could not be stored) is not delivered again once it reached max_deliver: nats-server
+   * only says so in an advisory. One instance (queue group) dead-letters it from the stream then.
+   */
+  private watchMaxDeliveries(nc: NatsConnection): void {
+    this.advisories = nc.subscribe(MAX_DELIVERIES_ADVISORY, {
+      queue: IDENTITY_CONSUMER,
+      callback: (err, msg) => {
+        if (err) {
+          this.logger.warn(
+            { err, subject: MAX_DELIVERIES_ADVISORY },
+            'cannot watch for identity events that reached max_deliver unacknowledged',
+          );
+          return;
+        }
+        void this.onMaxDeliveries(msg);
+      },
+    });
+  }
+
+  private async onMaxDeliveries(advisory: Msg): Promise<void> {
+    let seq: number;
+    let deliveries: number;
+    try {
+      const body = advisory.json<{ stream_seq?: unknown; deliveries?: unknown }>();
+      if (typeof body.stream_seq !== 'number') return;
+      seq = body.stream_seq;
+      deliveries = typeof body.deliveries === 'number' ? body.deliveries : this.options.maxDeliver;
+    } catch {
+      return;
+    }
+    try {
+      const stored = await this.jsm!.streams.getMessage(IDENTITY_STREAM, { seq });
+      if (!stored) return;
+      let json: unknown;
+      try {
+        json = JSON.parse(Buffer.from(stored.data).toString('utf8')) as unknown;
+      } catch {
+        json = undefined;
+      }
+      const reason = 'not acknowledged after max_deliver deliveries';
+      const letter = deadLetterOf({
+        reason,
+        errors: [`delivered ${deliveries} times without being acknowledged (IDENTITY_MAX_DELIVER)`],
+        subject: stored.subject,
+        streamSeq: seq,
+        deliveries,
+        json,
+        payload: stored.data,
+      });
+      const hdrs = natsHeaders();
+      hdrs.set(DEAD_LETTER_HEADERS.cause, 'unacknowledged');
+      hdrs.set(DEAD_LETTER_HEADERS.subject, stored.subject);
+      hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(seq));
+      const ack = await this.js!.publish(IDENTITY_DLQ_SUBJECT, JSON.stringify(letter), {
+        headers: hdrs,
+        msgID: `${IDENTITY_STREAM}:${seq}`,
+      });
+      // Dead-lettered already (an instance stopped between the dead letter and the ack).
+      if (ack.duplicate) return;
+      this.metrics.deadLettered.inc({ reason: 'unacknowledged' });
+      this.logger.warn(
+        { subject: stored.subject, stream_seq: seq, deliveries },
+        `identity event dead-lettered: ${reason}`,
+      );
+    } catch (err) {
+      this.logger.error(
+        { err, stream_seq: seq },
+        'an identity event reached max_deliver unacknowledged and could not be dead-lettered; it stays in the IDENTITY stream',
+      );
+    }
   }
 
   private async pollLag(): Promise<void> {
