@@ -214,7 +214,15 @@ export class IdentityConsumerService
       for (const [i, { held: h, event }] of valid.entries()) await this.settle(h, event, outcomes[i]);
     } finally {
       clearInterval(keepAlive);
-      if (this.nc && !this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
+      // The acks on their way before the next pull; bounded, as a flush waits out a disconnection.
+      if (this.nc && !this.nc.isClosed()) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          this.nc.flush().catch(() => undefined),
+          new Promise((resolve) => (timer = setTimeout(resolve, 2_000))),
+        ]);
+        clearTimeout(timer);
+      }
       stopTimer();
     }
   }
