@@ -1,5 +1,5 @@
 import { MAX_VALIDATIONS, UNKNOWN_FIELD, type FieldValidation } from '@aigov/errors';
-import { Type, plainToInstance } from 'class-transformer';
+import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsArray,
@@ -258,12 +258,34 @@ export function nestedElementErrors(instance: object, dto: DtoClass, prefix = ''
   return out;
 }
 
+/**
+ * The input as DTO instances (nested DTO fields too), without class-transformer: the prescan has
+ * checked every field already, and class-transformer's per-object metadata scans made a 1 MB
+ * snapshot take most of a second. @Transform decorators therefore do not run here.
+ */
+function instantiate(dto: DtoClass, input: Record<string, unknown>): object {
+  const instance = Object.assign(Object.create(dto.prototype as object) as object, input);
+  const record = instance as Record<string, unknown>;
+  for (const field of schemaOf(dto).nested.keys()) {
+    const nested = nestedDtoOf(dto, field)!;
+    const value = record[field];
+    const make = (v: unknown): unknown =>
+      v !== null && typeof v === 'object' && !Array.isArray(v)
+        ? instantiate(nested, v as Record<string, unknown>)
+        : v;
+    if (Array.isArray(value)) record[field] = value.map(make);
+    else if (value !== undefined) record[field] = make(value);
+  }
+  return instance;
+}
+
 export type StrictResult<T> = { ok: true; value: T } | { ok: false; problems: FieldValidation[] };
 
 /**
  * The whole strict validation of one JSON value against a DTO: prescan (unknown fields, NUL,
  * lone surrogates, depth; NFC), then class-validator without coercion, then the @EachElement
- * rules at every level. Problems are named under `root` (`data.user_id`).
+ * rules at every level. Problems are named under `root` (`data.user_id`). Values are validated as
+ * given: @Transform decorators (class-transformer) do not run, so the caller normalizes case.
  */
 export function validateStrict<T extends object>(
   dto: new () => T,
@@ -275,7 +297,7 @@ export function validateStrict<T extends object>(
   }
   const problems = prescan(input, dto, true, root);
   if (problems.length > 0) return { ok: false, problems };
-  const instance = plainToInstance(dto, input, { enableImplicitConversion: false });
+  const instance = instantiate(dto, input as Record<string, unknown>) as T;
   const errors = validateSync(instance, {
     whitelist: true,
     forbidNonWhitelisted: true,

@@ -422,9 +422,10 @@ export function parseIdentityMessage(subject: string, payload: Uint8Array): Iden
   };
 }
 
-const ID_FIELDS = new Set(['user_id', 'organization_id', 'group_id']);
+// Ids compare lowercased; emails are stored lowercased, so that uniqueness ignores case.
+const LOWERCASED_FIELDS = new Set(['user_id', 'organization_id', 'group_id', 'email']);
 
-/** The validated DTO as plain JSON-like objects, ids lowercased, absent optional fields left out. */
+/** The validated DTO as plain JSON-like objects, ids and emails lowercased, absent optional fields left out. */
 function toPlain(value: unknown, key = ''): unknown {
   if (Array.isArray(value)) {
     // Roles are a set; `members` of a snapshot group is a list of user ids.
@@ -435,7 +436,7 @@ function toPlain(value: unknown, key = ''): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       if (v === undefined) continue;
-      out[k] = ID_FIELDS.has(k) && typeof v === 'string' ? v.toLowerCase() : toPlain(v, k);
+      out[k] = LOWERCASED_FIELDS.has(k) && typeof v === 'string' ? v.toLowerCase() : toPlain(v, k);
     }
     return out;
   }
