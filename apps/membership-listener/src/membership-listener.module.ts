@@ -3,6 +3,8 @@ import { NatsModule } from '@aigov/contracts';
 import type { AppConfig } from '@aigov/config';
 import { DatabaseModule } from '@aigov/db';
 import { ObservabilityModule, type Logger, type Metrics, type Readiness } from '@aigov/observability';
+import { IdentityConsumerService } from './consumer/identity-consumer.service';
+import { IDENTITY_CONSUMER_OPTIONS, identityConsumerOptions } from './consumer/identity-consumer.options';
 
 export interface MembershipListenerDeps {
   config: AppConfig;
@@ -11,7 +13,10 @@ export interface MembershipListenerDeps {
   readiness: Readiness;
 }
 
-/** Ready: database reachable and migrated, NATS connected. The JetStream consumer comes with identity events. */
+/**
+ * Ready: database reachable and migrated, NATS connected, the identity consumer set up and
+ * running, and the last attempt to apply a batch went through.
+ */
 @Module({})
 export class MembershipListenerModule {
   static forRoot(deps: MembershipListenerDeps): DynamicModule {
@@ -33,6 +38,11 @@ export class MembershipListenerModule {
           enabled: deps.config.natsEnabled,
           readiness: deps.readiness,
         }),
+      ],
+      providers: [
+        { provide: IDENTITY_CONSUMER_OPTIONS, useValue: identityConsumerOptions(deps.config.identity) },
+        IdentityConsumerService,
+        // TODO(step 5 applier): { provide: IDENTITY_EVENT_APPLIER, useClass: <the database applier> }
       ],
     };
   }

@@ -1,6 +1,40 @@
 import { ConfigError, loadConfig } from './config';
 
 describe('loadConfig', () => {
+  it('reads the identity consumer settings, with defaults, and names bad ones', () => {
+    expect(loadConfig({}).identity).toEqual({
+      maxDeliver: 10,
+      ackWaitMs: 30_000,
+      retryBackoffMs: [1_000, 2_000, 5_000, 10_000, 30_000],
+      batchSize: 100,
+    });
+    expect(
+      loadConfig({
+        IDENTITY_MAX_DELIVER: '3',
+        IDENTITY_ACK_WAIT_MS: '2000',
+        IDENTITY_RETRY_BACKOFF_MS: '100, 200',
+        IDENTITY_BATCH_SIZE: '1',
+      }).identity,
+    ).toEqual({ maxDeliver: 3, ackWaitMs: 2_000, retryBackoffMs: [100, 200], batchSize: 1 });
+    let err: unknown;
+    try {
+      loadConfig({
+        IDENTITY_MAX_DELIVER: '0',
+        IDENTITY_ACK_WAIT_MS: '10',
+        IDENTITY_RETRY_BACKOFF_MS: '100,,x',
+        IDENTITY_BATCH_SIZE: '5000',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).problems.map((p) => p.variable).sort()).toEqual([
+      'IDENTITY_ACK_WAIT_MS',
+      'IDENTITY_BATCH_SIZE',
+      'IDENTITY_MAX_DELIVER',
+      'IDENTITY_RETRY_BACKOFF_MS',
+    ]);
+  });
+
   it('gives the documented defaults for an empty environment', () => {
     const c = loadConfig({});
     expect(c.databaseUrl).toBeNull();

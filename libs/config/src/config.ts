@@ -29,7 +29,27 @@ export interface AppConfig {
   unpricedUsage: UnpricedUsage;
   /** How long POST /ai/model-prices/sync waits for a pricing worker (an aigov addition). */
   priceSyncTimeoutMs: number;
+  /** The membership listener's JetStream consumer of identity events. */
+  identity: IdentityConsumerSettings;
 }
+
+export interface IdentityConsumerSettings {
+  /** Deliveries of one event before it is dead-lettered (the consumer's max_deliver). */
+  maxDeliver: number;
+  /** How long a delivered event may stay unacknowledged before JetStream redelivers it. */
+  ackWaitMs: number;
+  /** Delay before redelivering an event to retry, by delivery count (the last one repeats). */
+  retryBackoffMs: number[];
+  /** Events fetched and applied together, in one database transaction. */
+  batchSize: number;
+}
+
+export const DEFAULT_IDENTITY_CONSUMER: IdentityConsumerSettings = {
+  maxDeliver: 10,
+  ackWaitMs: 30_000,
+  retryBackoffMs: [1_000, 2_000, 5_000, 10_000, 30_000],
+  batchSize: 100,
+};
 
 export const DEFAULT_MODELS_DEV_URL = 'https://models.dev/api.json';
 export const DEFAULT_MAX_SPEND_LIMIT_MICROS = 1_000_000_000_000n;
@@ -153,6 +173,43 @@ export function loadConfig(env: Env = process.env): AppConfig {
     }
   }
 
+  const int = (name: string, min: number, max: number, def: number, what: string): number => {
+    const v = raw(name);
+    if (v === undefined) return def;
+    if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) {
+      fail(name, `must be an integer ${min}..${max} (${what}; got "${v}")`);
+      return def;
+    }
+    return Number(v);
+  };
+  const identity: IdentityConsumerSettings = {
+    maxDeliver: int('IDENTITY_MAX_DELIVER', 1, 10_000, DEFAULT_IDENTITY_CONSUMER.maxDeliver, 'deliveries'),
+    ackWaitMs: int(
+      'IDENTITY_ACK_WAIT_MS',
+      1_000,
+      3_600_000,
+      DEFAULT_IDENTITY_CONSUMER.ackWaitMs,
+      'milliseconds',
+    ),
+    retryBackoffMs: DEFAULT_IDENTITY_CONSUMER.retryBackoffMs,
+    batchSize: int('IDENTITY_BATCH_SIZE', 1, 1_000, DEFAULT_IDENTITY_CONSUMER.batchSize, 'events'),
+  };
+  const backoffRaw = raw('IDENTITY_RETRY_BACKOFF_MS');
+  if (backoffRaw !== undefined) {
+    const list = backoffRaw.split(',').map((p) => p.trim());
+    if (
+      list.length > 100 ||
+      list.some((p) => !/^\d{1,9}$/.test(p) || Number(p) < 1 || Number(p) > 86_400_000)
+    ) {
+      fail(
+        'IDENTITY_RETRY_BACKOFF_MS',
+        `must be a comma-separated list of 1 to 100 delays in milliseconds, each 1..86400000 (got "${backoffRaw}")`,
+      );
+    } else {
+      identity.retryBackoffMs = list.map(Number);
+    }
+  }
+
   const config: AppConfig = {
     databaseUrl,
     dataDir: path.resolve(raw('DATA_DIR') ?? './.data'),
@@ -176,6 +233,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     budgetPeriod: oneOf('BUDGET_PERIOD', ['month', 'week', 'day'] as const, 'month'),
     unpricedUsage: oneOf('UNPRICED_USAGE', ['allow', 'block'] as const, 'allow'),
     priceSyncTimeoutMs,
+    identity,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

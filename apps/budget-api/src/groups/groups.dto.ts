@@ -1,19 +1,12 @@
 import { UUID } from '@aigov/authz';
 import type { FieldValidation } from '@aigov/errors';
-import { IsName, type NameRule } from '@aigov/contracts';
+import { DISPLAY_NAME_RULE, GROUP_NAME_RULE, IsName } from '@aigov/contracts';
 import { ArrayMaxSize, IsArray, IsOptional, ValidateIf } from 'class-validator';
 import { throwIfInvalid } from '../http/validation.pipe';
 import { EachElement } from '../http/validators';
 
-// Look-alikes of the organization-wide group's name are refused like the name itself.
-const GROUP_NAME: NameRule = {
-  max: 255,
-  reserved: {
-    name: 'Everyone',
-    detail: 'must not be or look like Everyone (reserved for the organization-wide group)',
-  },
-};
-const DISPLAY_NAME: NameRule = { max: 255 };
+const GROUP_NAME = GROUP_NAME_RULE;
+const DISPLAY_NAME = DISPLAY_NAME_RULE;
 export const MAX_USERS_PER_PATCH = 1000;
 export const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
 const USER_ID_RULE = 'must be a user id (uuid)';

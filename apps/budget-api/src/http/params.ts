@@ -1,5 +1,6 @@
 import { Injectable, type PipeTransform } from '@nestjs/common';
 import { UUID } from '@aigov/authz';
+import { ORGANIZATION_NAME_PATTERN } from '@aigov/contracts';
 import { DomainError } from '@aigov/errors';
 
 /** A path parameter that must be a uuid; anything else is a 400 naming the parameter. */
@@ -28,7 +29,7 @@ export class UserRefParam implements PipeTransform<string, string> {
   }
 }
 
-export const ORGANIZATION_NAME = /^[a-z0-9-]{1,64}$/;
+export const ORGANIZATION_NAME = ORGANIZATION_NAME_PATTERN;
 
 /** `{organization}` path parameter: an id (anything uuid-shaped) or a name. */
 @Injectable()

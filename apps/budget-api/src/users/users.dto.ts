@@ -1,45 +1,28 @@
 import { SITE_ROLES } from '@aigov/db';
-import { IsName } from '@aigov/contracts';
+import { IsEmailAddress, IsName, IsUsername, isUuid } from '@aigov/contracts';
 import {
   ArrayMaxSize,
   IsArray,
-  IsEmail,
   IsInt,
   IsOptional,
   IsString,
-  Matches,
   Max,
   MaxLength,
   Min,
-  NotEquals,
   ValidateIf,
 } from 'class-validator';
-import { UUID } from '@aigov/authz';
-import { Transform } from 'class-transformer';
 import { PageQuery } from '../http/query.dto';
 import { EachElement } from '../http/validators';
 
-const USERNAME = /^[a-z0-9_-]{1,64}$/;
 const SITE_ROLE_RULE = `must be one of ${SITE_ROLES.join(', ')}`;
 const isSiteRole = (v: unknown): boolean =>
   typeof v === 'string' && (SITE_ROLES as readonly string[]).includes(v);
-const isUuid = (v: unknown): boolean => typeof v === 'string' && UUID.test(v);
-const USERNAME_RULE = 'must be 1 to 64 lowercase letters, digits, _ or -, and not "me"';
 
 export class FirstUserDto {
-  // A uuid-shaped path value is always an id, so such a username could never be addressed.
-  @Matches(/^(?![0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)/, {
-    message: 'must not be shaped like a uuid',
-  })
-  @NotEquals('me', { message: USERNAME_RULE })
-  @Matches(USERNAME, { message: USERNAME_RULE })
-  @IsString({ message: 'must be a string' })
+  @IsUsername()
   username!: string;
 
-  @MaxLength(254, { message: 'must be at most 254 characters' })
-  @IsEmail({}, { message: 'must be an email address' })
-  // Stored lowercased, so uniqueness ignores case (Bob@x.io and bob@x.io are one address).
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
+  @IsEmailAddress()
   email!: string;
 
   @IsOptional()

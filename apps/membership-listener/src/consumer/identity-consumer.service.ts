@@ -1,0 +1,467 @@
+import {
+  Inject,
+  Injectable,
+  Optional,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
+import {
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import {
+  DEAD_LETTER_HEADERS,
+  IDENTITY_CONSUMER,
+  IDENTITY_DLQ_SUBJECT,
+  IDENTITY_STREAM,
+  NATS_CONNECTION_TOKEN,
+  NATS_REQUEST_ID_HEADER,
+  deadLetterOf,
+  parseIdentityMessage,
+  type IdentityEvent,
+  type NatsConnection,
+} from '@aigov/contracts';
+import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/transport-node';
+import { APP_LOGGER, Metrics, Readiness, type Logger } from '@aigov/observability';
+import { IDENTITY_EVENT_APPLIER, type ApplyOutcome, type IdentityEventApplier } from '../apply/applier';
+import { IDENTITY_CONSUMER_OPTIONS, type IdentityConsumerOptions } from './identity-consumer.options';
+import { IdentityMetrics, type DeadLetterCause } from './identity-metrics';
+import { ensureIdentityJetStream } from './jetstream-setup';
+
+/** Shortest pull wait the client accepts; used when the consumer says more events are waiting. */
+const BUSY_PULL_MS = 1_000;
+
+/** Where nats-server reports an event it will not deliver again (max_deliver reached unacknowledged). */
+export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${IDENTITY_STREAM}.${IDENTITY_CONSUMER}`;
+
+interface Held {
+  msg: JsMsg;
+  /** Still ours to settle: kept alive with working() until acked, nakked or given up. */
+  open: boolean;
+}
+
+/**
+ * The JetStream consumer of identity events (docs/nats.md): pulls batches from the durable
+ * consumer `membership-listener`, dead-letters what does not parse, hands the rest to the applier
+ * in one call, and acknowledges each event only once it is applied (or known to be a duplicate or
+ * stale) or safely dead-lettered. A batch the database cannot take is held, kept alive with
+ * working(), and tried again until it goes through; nothing more is fetched meanwhile.
+ */
+@Injectable()
+export class IdentityConsumerService
+  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown
+{
+  private readonly metrics: IdentityMetrics;
+  private js: JetStreamClient | null = null;
+  private jsm: JetStreamManager | null = null;
+  private advisories: Subscription | null = null;
+  private consumer: Consumer | null = null;
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  private readonly sleepers = new Set<() => void>();
+  private currentFetch: ConsumerMessages | null = null;
+  /** Events the consumer reported as still waiting after the last one we got. */
+  private pendingHint = 0;
+  private lagTimer: NodeJS.Timeout | null = null;
+  /** Readiness problems, null when fine. */
+  private setupProblem: string | null = 'identity consumer not started';
+  private fetchProblem: string | null = null;
+  private databaseProblem: string | null = null;
+
+  constructor(
+    @Inject(NATS_CONNECTION_TOKEN) private readonly nc: NatsConnection | null,
+    @Optional() @Inject(IDENTITY_EVENT_APPLIER) private readonly applier: IdentityEventApplier | null,
+    @Inject(IDENTITY_CONSUMER_OPTIONS) private readonly options: IdentityConsumerOptions,
+    @Inject(APP_LOGGER) private readonly logger: Logger,
+    metrics: Metrics,
+    readiness: Readiness,
+  ) {
+    this.metrics = new IdentityMetrics(metrics);
+    readiness.register('identity-consumer', () => this.readinessProblem());
+  }
+
+  onModuleInit(): void {
+    // Without an applier the listener would consume events and apply none of them: refuse to start.
+    if (!this.applier) {
+      throw new Error(
+        'membership-listener has no IdentityEventApplier: provide IDENTITY_EVENT_APPLIER in its module',
+      );
+    }
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.nc) {
+      this.setupProblem = null;
+      this.logger.warn('NATS_ENABLED=false: identity events are not consumed');
+      return;
+    }
+    const jsm = await jetstreamManager(this.nc);
+    await ensureIdentityJetStream(jsm, this.options, this.logger);
+    this.jsm = jsm;
+    this.js = jetstream(this.nc);
+    this.consumer = await this.js.consumers.get(IDENTITY_STREAM, IDENTITY_CONSUMER);
+    this.setupProblem = null;
+    this.watchMaxDeliveries(this.nc);
+    this.loop = this.run();
+    this.lagTimer = setInterval(() => void this.pollLag(), this.options.lagPollMs);
+    this.lagTimer.unref();
+    void this.pollLag();
+  }
+
+  /** Stops fetching, lets the batch in hand finish (applied and acknowledged), then returns. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.loop) return;
+    this.stopping = true;
+    this.setupProblem = 'identity consumer stopping';
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    // An idle pull is given up at once; an event the server sends into it after this is
+    // delivered again once ack_wait has passed.
+    this.currentFetch?.stop();
+    this.advisories?.unsubscribe();
+    for (const wake of [...this.sleepers]) wake();
+    await this.loop;
+    this.loop = null;
+    this.logger.info(`identity consumer stopped`);
+  }
+
+  private readinessProblem(): string | null {
+    return this.setupProblem ?? this.fetchProblem ?? this.databaseProblem;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      let batch: JsMsg[];
+      try {
+        batch = await this.fetchBatch();
+        if (this.fetchProblem) this.logger.info('identity consumer fetching again');
+        this.fetchProblem = null;
+        failures = 0;
+      } catch (err) {
+        if (this.stopping) break;
+        this.fetchProblem = `cannot fetch identity events: ${(err as Error).message}`;
+        if (failures === 0) this.logger.warn({ err }, this.fetchProblem);
+        await this.sleep(this.backoffMs(failures++));
+        await this.recover();
+        continue;
+      }
+      if (batch.length > 0) await this.handleBatch(batch);
+    }
+  }
+
+  /**
+   * One pull. When the consumer said more events are waiting, asks for up to a batch of them;
+   * otherwise asks for one and waits for it, so a lone event is handled as soon as it arrives
+   * rather than when a half-empty pull expires.
+   */
+  private async fetchBatch(): Promise<JsMsg[]> {
+    const consumer = this.consumer!;
+    const want = Math.min(this.options.batchSize, Math.max(1, this.pendingHint));
+    const messages = await consumer.fetch({
+      max_messages: want,
+      expires: this.pendingHint > 0 ? BUSY_PULL_MS : this.options.idlePollMs,
+    });
+    this.currentFetch = messages;
+    const out: JsMsg[] = [];
+    try {
+      for await (const msg of messages) out.push(msg);
+    } finally {
+      this.currentFetch = null;
+    }
+    this.pendingHint = out.length > 0 ? out[out.length - 1].info.pending : 0;
+    return out;
+  }
+
+  /** After a failed pull: the consumer (or stream) may have been deleted; make them again. */
+  private async recover(): Promise<void> {
+    if (this.stopping || !this.nc) return;
+    try {
+      const jsm = await jetstreamManager(this.nc);
+      await ensureIdentityJetStream(jsm, this.options, this.logger);
+      this.consumer = await this.js!.consumers.get(IDENTITY_STREAM, IDENTITY_CONSUMER);
+    } catch (err) {
+      this.logger.debug({ err }, 'identity consumer setup not possible yet');
+    }
+  }
+
+  private async handleBatch(msgs: JsMsg[]): Promise<void> {
+    const stopTimer = this.metrics.batchDuration.startTimer();
+    const held: Held[] = msgs.map((msg) => ({ msg, open: true }));
+    // Keeps every event we still hold from being delivered elsewhere (and counted) meanwhile.
+    const keepAlive = setInterval(
+      () => {
+        for (const h of held) if (h.open) h.msg.working();
+      },
+      Math.max(250, Math.floor(this.options.ackWaitMs / 3)),
+    );
+    try {
+      const valid: { held: Held; event: IdentityEvent }[] = [];
+      for (const h of held) {
+        const parsed = parseIdentityMessage(h.msg.subject, h.msg.data);
+        if (parsed.ok) valid.push({ held: h, event: parsed.event });
+        else await this.deadLetter(h, parsed.reason, parsed.reason, parsed.errors, parsed.json);
+      }
+      if (valid.length === 0) return;
+      const outcomes = await this.applyHeld(valid.map((v) => v.event));
+      // Stopping while the database is away: the events stay unacknowledged for the next owner.
+      if (!outcomes) return;
+      for (const [i, { held: h, event }] of valid.entries()) await this.settle(h, event, outcomes[i]);
+    } finally {
+      clearInterval(keepAlive);
+      // The acks on their way before the next pull; bounded, as a flush waits out a disconnection.
+      if (this.nc && !this.nc.isClosed()) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          this.nc.flush().catch(() => undefined),
+          new Promise((resolve) => (timer = setTimeout(resolve, 2_000))),
+        ]);
+        clearTimeout(timer);
+      }
+      stopTimer();
+    }
+  }
+
+  /**
+   * applyBatch until it resolves. While it rejects (the database is away) the listener reports
+   * not ready and tries again with backoff; null when it is stopping and the last try failed.
+   */
+  private async applyHeld(events: IdentityEvent[]): Promise<ApplyOutcome[] | null> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const outcomes = await this.applier!.applyBatch(events);
+        if (outcomes.length !== events.length) {
+          throw new Error(`the applier returned ${outcomes.length} outcomes for ${events.length} events`);
+        }
+        if (this.databaseProblem) this.logger.info('identity events are applied again');
+        this.databaseProblem = null;
+        return outcomes;
+      } catch (err) {
+        this.metrics.databaseFailures.inc();
+        const first = this.databaseProblem === null;
+        this.databaseProblem = `database: applying identity events failed: ${(err as Error).message}`;
+        if (first)
+          this.logger.warn({ err, events: events.length }, 'identity batch held: applying it failed');
+        if (this.stopping) {
+          this.logger.warn({ events: events.length }, 'identity batch left unacknowledged: stopping');
+          return null;
+        }
+        await this.sleep(this.backoffMs(attempt));
+      }
+    }
+  }
+
+  private async settle(h: Held, event: IdentityEvent, outcome: ApplyOutcome): Promise<void> {
+    const type = event.type;
+    switch (outcome.kind) {
+      case 'applied':
+        this.metrics.applied.inc({ type });
+        return this.ack(h);
+      case 'duplicate':
+        this.metrics.duplicates.inc({ type });
+        return this.ack(h);
+      case 'stale':
+        this.metrics.stale.inc({ type });
+        return this.ack(h);
+      case 'retry': {
+        const deliveries = h.msg.info.deliveryCount;
+        if (deliveries >= this.options.maxDeliver) {
+          await this.deadLetter(h, 'retries_exhausted', outcome.reason, [outcome.reason], this.jsonOf(h.msg));
+          return;
+        }
+        this.metrics.retried.inc({ type });
+        h.open = false;
+        h.msg.nak(this.retryDelayMs(deliveries));
+        return;
+      }
+      case 'dead':
+        await this.deadLetter(h, 'rejected', outcome.reason, outcome.errors, this.jsonOf(h.msg));
+        return;
+    }
+  }
+
+  private ack(h: Held): void {
+    h.open = false;
+    h.msg.ack();
+  }
+
+  /**
+   * Publishes the dead letter and waits for JetStream to store it, then acknowledges the
+   * original. If the publish fails the original is left alone: it is delivered again later.
+   */
+  private async deadLetter(
+    h: Held,
+    cause: DeadLetterCause,
+    reason: string,
+    errors: string[],
+    json: unknown,
+  ): Promise<void> {
+    const { msg } = h;
+    const letter = deadLetterOf({
+      reason,
+      errors,
+      subject: msg.subject,
+      streamSeq: msg.info.streamSequence,
+      deliveries: msg.info.deliveryCount,
+      json,
+      payload: msg.data,
+    });
+    const hdrs = natsHeaders();
+    hdrs.set(DEAD_LETTER_HEADERS.cause, cause);
+    hdrs.set(DEAD_LETTER_HEADERS.subject, msg.subject);
+    hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(msg.info.streamSequence));
+    const requestId = msg.headers?.get(NATS_REQUEST_ID_HEADER);
+    if (requestId) hdrs.set(NATS_REQUEST_ID_HEADER, requestId);
+    try {
+      await this.js!.publish(IDENTITY_DLQ_SUBJECT, JSON.stringify(letter), {
+        headers: hdrs,
+        // A dead letter published again after a crash before the ack is stored once.
+        msgID: `${IDENTITY_STREAM}:${msg.info.streamSequence}`,
+      });
+    } catch (err) {
+      h.open = false;
+      this.logger.error(
+        { err, subject: msg.subject, stream_seq: msg.info.streamSequence },
+        'could not dead-letter an identity event; it will be delivered again',
+      );
+      // Someone may have deleted the DLQ stream: make it again for the next delivery.
+      void this.recover();
+      return;
+    }
+    this.metrics.deadLettered.inc({ reason: cause });
+    this.logger.warn(
+      { subject: msg.subject, stream_seq: msg.info.streamSequence, reason, errors: errors.slice(0, 5) },
+      'identity event dead-lettered',
+    );
+    this.ack(h);
+  }
+
+  private jsonOf(msg: JsMsg): unknown {
+    try {
+      return JSON.parse(Buffer.from(msg.data).toString('utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The delay before delivery number `deliveries + 1` of an event that asked to be retried. */
+  private retryDelayMs(deliveries: number): number {
+    const steps = this.options.retryBackoffMs;
+    return steps[Math.min(Math.max(deliveries, 1), steps.length) - 1];
+  }
+
+  private backoffMs(attempt: number): number {
+    const steps = this.options.retryBackoffMs;
+    return steps[Math.min(attempt, steps.length - 1)];
+  }
+
+  /** Waits, or less when stopping. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
+    });
+  }
+
+  /**
+   * An event whose last delivery was never acknowledged (an instance died holding it, or its dead
+   * letter could not be stored) is not delivered again once it reached max_deliver: nats-server
+   * only says so in an advisory. One instance (queue group) dead-letters it from the stream then.
+   */
+  private watchMaxDeliveries(nc: NatsConnection): void {
+    this.advisories = nc.subscribe(MAX_DELIVERIES_ADVISORY, {
+      queue: IDENTITY_CONSUMER,
+      callback: (err, msg) => {
+        if (err) {
+          this.logger.warn(
+            { err, subject: MAX_DELIVERIES_ADVISORY },
+            'cannot watch for identity events that reached max_deliver unacknowledged',
+          );
+          return;
+        }
+        void this.onMaxDeliveries(msg);
+      },
+    });
+  }
+
+  private async onMaxDeliveries(advisory: Msg): Promise<void> {
+    let seq: number;
+    let deliveries: number;
+    try {
+      const body = advisory.json<{ stream_seq?: unknown; deliveries?: unknown }>();
+      if (typeof body.stream_seq !== 'number') return;
+      seq = body.stream_seq;
+      deliveries = typeof body.deliveries === 'number' ? body.deliveries : this.options.maxDeliver;
+    } catch {
+      return;
+    }
+    try {
+      const stored = await this.jsm!.streams.getMessage(IDENTITY_STREAM, { seq });
+      if (!stored) return;
+      let json: unknown;
+      try {
+        json = JSON.parse(Buffer.from(stored.data).toString('utf8')) as unknown;
+      } catch {
+        json = undefined;
+      }
+      const reason = 'not acknowledged after max_deliver deliveries';
+      const letter = deadLetterOf({
+        reason,
+        errors: [`delivered ${deliveries} times without being acknowledged (IDENTITY_MAX_DELIVER)`],
+        subject: stored.subject,
+        streamSeq: seq,
+        deliveries,
+        json,
+        payload: stored.data,
+      });
+      const hdrs = natsHeaders();
+      hdrs.set(DEAD_LETTER_HEADERS.cause, 'unacknowledged');
+      hdrs.set(DEAD_LETTER_HEADERS.subject, stored.subject);
+      hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(seq));
+      const ack = await this.js!.publish(IDENTITY_DLQ_SUBJECT, JSON.stringify(letter), {
+        headers: hdrs,
+        msgID: `${IDENTITY_STREAM}:${seq}`,
+      });
+      // Dead-lettered already (an instance stopped between the dead letter and the ack).
+      if (ack.duplicate) return;
+      this.metrics.deadLettered.inc({ reason: 'unacknowledged' });
+      this.logger.warn(
+        { subject: stored.subject, stream_seq: seq, deliveries },
+        `identity event dead-lettered: ${reason}`,
+      );
+    } catch (err) {
+      this.logger.error(
+        { err, stream_seq: seq },
+        'an identity event reached max_deliver unacknowledged and could not be dead-lettered; it stays in the IDENTITY stream',
+      );
+    }
+  }
+
+  private async pollLag(): Promise<void> {
+    if (!this.consumer || this.stopping) return;
+    try {
+      const info = await this.consumer.info(false);
+      this.metrics.pending.set(info.num_pending);
+      this.metrics.ackPending.set(info.num_ack_pending);
+      if (this.setupProblem) this.logger.info(`consumer ${IDENTITY_CONSUMER} is back`);
+      this.setupProblem = null;
+    } catch (err) {
+      if (this.stopping) return;
+      const missing = /not found/i.test((err as Error).message);
+      this.setupProblem = missing
+        ? `JetStream consumer ${IDENTITY_CONSUMER} does not exist`
+        : `cannot read consumer ${IDENTITY_CONSUMER}: ${(err as Error).message}`;
+      if (missing) await this.recover();
+    }
+  }
+}
