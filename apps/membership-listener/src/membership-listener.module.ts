@@ -1,8 +1,12 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { Stores } from '@aigov/authz';
+import { DataSource } from 'typeorm';
 import { NatsModule } from '@aigov/contracts';
 import type { AppConfig } from '@aigov/config';
 import { DatabaseModule } from '@aigov/db';
 import { ObservabilityModule, type Logger, type Metrics, type Readiness } from '@aigov/observability';
+import { IDENTITY_EVENT_APPLIER } from './apply/applier';
+import { IdentityApplier } from './apply/identity-applier';
 import { IdentityConsumerService } from './consumer/identity-consumer.service';
 import { IDENTITY_CONSUMER_OPTIONS, identityConsumerOptions } from './consumer/identity-consumer.options';
 
@@ -42,7 +46,8 @@ export class MembershipListenerModule {
       providers: [
         { provide: IDENTITY_CONSUMER_OPTIONS, useValue: identityConsumerOptions(deps.config.identity) },
         IdentityConsumerService,
-        // TODO(step 5 applier): { provide: IDENTITY_EVENT_APPLIER, useClass: <the database applier> }
+        { provide: Stores, useFactory: (ds: DataSource) => new Stores(ds), inject: [DataSource] },
+        { provide: IDENTITY_EVENT_APPLIER, useClass: IdentityApplier },
       ],
     };
   }
