@@ -14,6 +14,7 @@ import {
   type TestDatabase,
 } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
+import { IDENTITY_SYNC_CASES } from './identity-sync.store.int-spec-cases';
 import {
   ACTOR_LABELS,
   actorOf,
@@ -37,6 +38,8 @@ const NOT_PUBLIC = new Set([
   'UserStore.lookup', // resolves a user reference before the public methods check it
   // (the outranking rule of deleteUser and of the key methods is covered by their deny cases)
   'GroupStore.recordMembers', // the entries of addGroupMembers and removeGroupMembers
+  'IdentitySyncStore.check', // the one check all its methods share
+  'IdentitySyncStore.recordGroupMember', // the entry of addGroupMember and removeGroupMember
 ]);
 
 /**
@@ -64,6 +67,7 @@ const KNOWN_STORES = [
   'ApiKeyStore',
   'OrganizationStore',
   'OverrideStore',
+  'IdentitySyncStore',
 ];
 
 /**
@@ -1209,6 +1213,8 @@ const CASES: Record<string, AnyScenario[]> = {
       ],
     }),
   ],
+
+  ...IDENTITY_SYNC_CASES,
 };
 
 const label = (who: Who<unknown>): string => (typeof who === 'string' ? ACTOR_LABELS[who] : who.label);
