@@ -5,11 +5,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { Global, Module, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Client } from 'pg';
 import { loadConfig } from '@aigov/config';
-import { DLQ_STREAM, IDENTITY_CONSUMER, IDENTITY_STREAM, type IdentityEvent } from '@aigov/contracts';
+import { DLQ_STREAM, IDENTITY_CONSUMER, IDENTITY_STREAM } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
 import {
   createTestDatabase,
@@ -18,26 +19,8 @@ import {
   type TestDatabase,
   type TestNatsServer,
 } from '@aigov/testing';
-import { IDENTITY_EVENT_APPLIER, type ApplyOutcome, type IdentityEventApplier } from './apply/applier';
 import { MembershipListenerModule } from './membership-listener.module';
 import { main as publishEvent } from '../../../scripts/events-publish';
-
-/**
- * Placeholder applier for this test only, offered globally: the module's own provider (once it
- * has one) takes precedence, and nothing below depends on which one applies.
- */
-class TestPlaceholderApplier implements IdentityEventApplier {
-  applyBatch(events: readonly IdentityEvent[]): Promise<ApplyOutcome[]> {
-    return Promise.resolve(events.map(() => ({ kind: 'applied' as const })));
-  }
-}
-
-@Global()
-@Module({
-  providers: [{ provide: IDENTITY_EVENT_APPLIER, useClass: TestPlaceholderApplier }],
-  exports: [IDENTITY_EVENT_APPLIER],
-})
-class TestPlaceholderApplierModule {}
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -59,10 +42,7 @@ async function startListener(
     name: 'membership-listener',
     module: {
       module: class TestRootModule {},
-      imports: [
-        MembershipListenerModule.forRoot({ config, logger, metrics, readiness }),
-        TestPlaceholderApplierModule,
-      ],
+      imports: [MembershipListenerModule.forRoot({ config, logger, metrics, readiness })],
     },
     port: 0,
     logger,
@@ -177,9 +157,9 @@ describe('membership-listener under the documented NATS permissions (docs/nats-s
     await waitReady(port);
     const identityEnv = { NATS_URL: url('identity', passwords.IDENTITY_PUBLISHER_PASSWORD) };
     const quiet = { out: () => undefined, err: () => undefined };
-    expect(
-      await publishEvent(['identity.user.deleted', `{"user_id":"${randomUUID()}"}`], identityEnv, quiet),
-    ).toBe(0);
+    const userId = randomUUID();
+    const user = `{"user_id":"${userId}","username":"perm-user","email":"perm@example.com"}`;
+    expect(await publishEvent(['identity.user.upserted', user], identityEnv, quiet)).toBe(0);
     expect(
       await publishEvent(['identity.user.deleted', '{"user_id":"not-a-uuid"}'], identityEnv, quiet),
     ).toBe(0);
@@ -194,6 +174,20 @@ describe('membership-listener under the documented NATS permissions (docs/nats-s
       100,
     );
     expect((await jsm.streams.info(DLQ_STREAM)).state.messages).toBe(1);
+    // The valid one is in the database, audited as the listener.
+    const pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    try {
+      const users = await pg.query('SELECT username FROM users WHERE id = $1', [userId]);
+      expect(users.rows).toEqual([{ username: 'perm-user' }]);
+      const audit = await pg.query(
+        `SELECT actor, action FROM audit_logs WHERE resource_type = 'user' AND resource_id = $1`,
+        [userId],
+      );
+      expect(audit.rows).toEqual([{ actor: 'system:membership-listener', action: 'create' }]);
+    } finally {
+      await pg.end();
+    }
     expect(logs.filter((l) => /permission/i.test(l))).toEqual([]);
     await waitReady(port);
   });
