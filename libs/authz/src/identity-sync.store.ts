@@ -1,4 +1,5 @@
 import type {
+  BeginState,
   Group,
   GroupMemberContext,
   IdentityEntity,
@@ -97,24 +98,22 @@ export class IdentitySyncStore {
     return this.sync.versionOf(entity, key);
   }
 
-  async organizationMemberContext(
+  /** `beginEvent` gated on the organization and the user existing (IdentitySyncRepository). */
+  async beginOrganizationMemberAdded(
     actor: Actor,
-    eventId: string,
-    organizationId: string,
-    userId: string,
-  ): Promise<MemberContext> {
+    e: Parameters<IdentitySyncRepository['beginOrganizationMemberAdded']>[0],
+  ): Promise<{ state: BeginState; context: MemberContext }> {
     this.check(actor);
-    return this.sync.organizationMemberContext(eventId, organizationId, userId);
+    return this.sync.beginOrganizationMemberAdded(e);
   }
 
-  async groupMemberContext(
+  /** `beginEvent` gated on the group, the user and the user's organization membership. */
+  async beginGroupMemberAdded(
     actor: Actor,
-    eventId: string,
-    groupId: string,
-    userId: string,
-  ): Promise<GroupMemberContext> {
+    e: Parameters<IdentitySyncRepository['beginGroupMemberAdded']>[0],
+  ): Promise<{ state: BeginState; context: GroupMemberContext }> {
     this.check(actor);
-    return this.sync.groupMemberContext(eventId, groupId, userId);
+    return this.sync.beginGroupMemberAdded(e);
   }
 
   // Users

@@ -27,20 +27,22 @@ export interface EventContext {
  * after the checks that could send it back (retry) or to the dead letters, so that those leave
  * nothing behind. Null when the event goes on; else its outcome.
  */
+/** The event's part of a begin statement. */
+export const start = (c: EventContext, entity: IdentityEntity, key: string) => ({
+  eventId: c.id,
+  type: c.type,
+  time: c.time,
+  entity,
+  keys: [key],
+});
+
 export async function begin(
   c: EventContext,
   entity: IdentityEntity,
   key: string,
   unlessOrganization?: string,
 ): Promise<ApplyOutcome | null> {
-  const state = await c.store.beginEvent(A, {
-    eventId: c.id,
-    type: c.type,
-    time: c.time,
-    entity,
-    keys: [key],
-    unlessOrganization,
-  });
+  const state = await c.store.beginEvent(A, { ...start(c, entity, key), unlessOrganization });
   if (state === 'fresh') return null;
   if (state === 'everyone') return everyone('data.group_id');
   return state === 'duplicate' ? DUPLICATE : STALE;

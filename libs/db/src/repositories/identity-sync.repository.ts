@@ -21,6 +21,18 @@ const GROUP_COLUMNS = `id, organization_id AS "organizationId", name, display_na
 const versionSql = (entity: string, key: string) =>
   `(SELECT time FROM identity_versions WHERE entity = ${entity} AND key = (${key})::text)`;
 
+/** The event that begins: its id, type and time, and the keys it claims. */
+export interface EventStart {
+  eventId: string;
+  type: string;
+  time: Date;
+  entity: IdentityEntity;
+  keys: readonly string[];
+}
+
+/** `blocked`: the gate of a begin method refused; nothing was written (see its context). */
+export type BeginState = 'fresh' | 'duplicate' | 'stale' | 'blocked';
+
 export interface MemberContext {
   applied: boolean;
   memberVersion: Date | null;
@@ -107,22 +119,82 @@ export class IdentitySyncRepository {
    * (the id is kept, so a redelivery is a duplicate); `everyone`: `unlessOrganization` names an
    * organization, i.e. the event aims at an Everyone group (nothing happens).
    */
-  async beginEvent(e: {
-    eventId: string;
-    type: string;
-    time: Date;
-    entity: IdentityEntity;
-    keys: readonly string[];
-    unlessOrganization?: string;
-  }): Promise<'fresh' | 'duplicate' | 'stale' | 'everyone'> {
-    const rows = await q<{ everyone: boolean; fresh: boolean; claimed: number }[]>(
+  async beginEvent(
+    e: EventStart & { unlessOrganization?: string },
+  ): Promise<'fresh' | 'duplicate' | 'stale' | 'everyone'> {
+    const { state } = await this.begin<object>(
+      e,
+      `SELECT NOT ($6::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid)) AS ok`,
+      [e.unlessOrganization ?? null],
+    );
+    return state === 'blocked' ? 'everyone' : state;
+  }
+
+  /**
+   * `beginEvent` for adding a user to an organization, gated in the same statement on what the
+   * change needs: nothing is written (`blocked`) unless the organization and the user exist. The
+   * context says why, and when the missing ones were last changed or removed.
+   */
+  async beginOrganizationMemberAdded(
+    e: EventStart & { organizationId: string; userId: string },
+  ): Promise<{ state: BeginState; context: MemberContext }> {
+    return this.begin<MemberContext>(
+      e,
+      `SELECT c.*, c."organizationExists" AND c.username IS NOT NULL AS ok FROM (
+         SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
+                ${versionSql("'organization_member'", "$6::text || '/' || $7::text")} AS "memberVersion",
+                EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid) AS "organizationExists",
+                ${versionSql("'organization'", '$6::text')} AS "organizationVersion",
+                (SELECT username FROM users WHERE id = $7::uuid) AS username,
+                ${versionSql("'user'", '$7::text')} AS "userVersion") AS c`,
+      [e.organizationId, e.userId],
+    );
+  }
+
+  /**
+   * `beginEvent` for adding a user to a group, gated on the group (not an Everyone group), the
+   * user, and the user's membership of the group's organization (the database insists on it).
+   */
+  async beginGroupMemberAdded(
+    e: EventStart & { groupId: string; userId: string },
+  ): Promise<{ state: BeginState; context: GroupMemberContext }> {
+    return this.begin<GroupMemberContext>(
+      e,
+      `SELECT c.*, NOT c.everyone AND c."organizationId" IS NOT NULL AND c.username IS NOT NULL
+                   AND c."organizationMember" AS ok FROM (
+         SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
+                EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid) AS everyone,
+                ${versionSql("'group_member'", "$6::text || '/' || $7::text")} AS "memberVersion",
+                g.organization_id AS "organizationId", g.name AS "groupName",
+                ${versionSql("'group'", '$6::text')} AS "groupVersion",
+                (SELECT username FROM users WHERE id = $7::uuid) AS username,
+                ${versionSql("'user'", '$7::text')} AS "userVersion",
+                EXISTS (SELECT 1 FROM organization_members m
+                         WHERE m.organization_id = g.organization_id AND m.user_id = $7::uuid) AS "organizationMember",
+                ${versionSql("'organization_member'", "g.organization_id::text || '/' || $7::text")}
+                  AS "organizationMemberVersion"
+           FROM (SELECT 1) AS one LEFT JOIN groups g ON g.id = $6::uuid) AS c`,
+      [e.groupId, e.userId],
+    );
+  }
+
+  /**
+   * The statement behind the begin methods. `gate` is a one-row query (its parameters from $6)
+   * with a boolean `ok` and the context columns; the event is recorded and its keys claimed only
+   * when `ok`. The request id is set first, in the same statement.
+   */
+  private async begin<C extends object>(
+    e: EventStart,
+    gate: string,
+    gateParams: unknown[],
+  ): Promise<{ state: BeginState; context: C }> {
+    const keys = [...new Set(e.keys)];
+    const rows = await q<(C & { ok: boolean; fresh: boolean; claimed: number })[]>(
       this.db,
-      `WITH guard AS (
-         SELECT set_config('aigov.request_id', $1, true) AS request_id,
-                $6::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid) AS everyone),
+      `WITH gate AS (SELECT set_config('aigov.request_id', $1, true) AS request_id, g.* FROM (${gate}) AS g),
        ev AS (
          INSERT INTO identity_applied_events (event_id, type, event_time)
-         SELECT $1, $2, $3 FROM guard WHERE NOT guard.everyone
+         SELECT $1, $2, $3 FROM gate WHERE gate.ok
          ON CONFLICT (event_id) DO NOTHING RETURNING 1),
        claim AS (
          INSERT INTO identity_versions AS v (entity, key, time, event_id)
@@ -130,14 +202,18 @@ export class IdentitySyncRepository {
          ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
           WHERE v.time <= EXCLUDED.time
          RETURNING 1)
-       SELECT guard.everyone, EXISTS (SELECT 1 FROM ev) AS fresh, (SELECT count(*)::int FROM claim) AS claimed
-         FROM guard`,
-      [e.eventId, e.type, e.time, e.entity, [...new Set(e.keys)], e.unlessOrganization ?? null],
+       SELECT gate.*, EXISTS (SELECT 1 FROM ev) AS fresh, (SELECT count(*)::int FROM claim) AS claimed FROM gate`,
+      [e.eventId, e.type, e.time, e.entity, keys, ...gateParams],
     );
-    const r = rows[0];
-    if (r.everyone) return 'everyone';
-    if (!r.fresh) return 'duplicate';
-    return r.claimed === new Set(e.keys).size ? 'fresh' : 'stale';
+    const { ok, fresh, claimed, ...context } = rows[0];
+    const state: BeginState = !ok
+      ? 'blocked'
+      : !fresh
+        ? 'duplicate'
+        : claimed === keys.length
+          ? 'fresh'
+          : 'stale';
+    return { state, context: context as unknown as C };
   }
 
   /**
@@ -188,49 +264,6 @@ export class IdentitySyncRepository {
         WHERE v.time <= EXCLUDED.time`,
       [time, eventId, ...params],
     );
-  }
-
-  /**
-   * What adding a user to an organization needs to know, read at once: whether the event was
-   * applied before, the membership's last time, and for the organization and the user whether
-   * they exist (and when they were last changed or removed).
-   */
-  async organizationMemberContext(
-    eventId: string,
-    organizationId: string,
-    userId: string,
-  ): Promise<MemberContext> {
-    const rows = await q<MemberContext[]>(
-      this.db,
-      `SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
-              ${versionSql("'organization_member'", "$2 || '/' || $3")} AS "memberVersion",
-              EXISTS (SELECT 1 FROM organizations WHERE id = $2::uuid) AS "organizationExists",
-              ${versionSql("'organization'", '$2')} AS "organizationVersion",
-              (SELECT username FROM users WHERE id = $3::uuid) AS username,
-              ${versionSql("'user'", '$3')} AS "userVersion"`,
-      [eventId, organizationId, userId],
-    );
-    return rows[0];
-  }
-
-  /** The same for adding a user to a group; also whether the user is in the group's organization. */
-  async groupMemberContext(eventId: string, groupId: string, userId: string): Promise<GroupMemberContext> {
-    const rows = await q<GroupMemberContext[]>(
-      this.db,
-      `SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
-              EXISTS (SELECT 1 FROM organizations WHERE id = $2::uuid) AS everyone,
-              ${versionSql("'group_member'", "$2 || '/' || $3")} AS "memberVersion",
-              g.organization_id AS "organizationId", g.name AS "groupName",
-              ${versionSql("'group'", '$2')} AS "groupVersion",
-              (SELECT username FROM users WHERE id = $3::uuid) AS username,
-              ${versionSql("'user'", '$3')} AS "userVersion",
-              EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = g.organization_id AND m.user_id = $3::uuid)
-                AS "organizationMember",
-              ${versionSql("'organization_member'", "g.organization_id || '/' || $3")} AS "organizationMemberVersion"
-         FROM (SELECT 1) AS one LEFT JOIN groups g ON g.id = $2::uuid`,
-      [eventId, groupId, userId],
-    );
-    return rows[0];
   }
 
   // Users
