@@ -86,13 +86,13 @@ describe('IdentitySyncStore: calls that change nothing write nothing', () => {
     await joinOrganization(w(), org.id, u.id, ['organization-auditor', 'organization-admin']);
     await expectNoChange(
       () =>
-        stores.identity.upsertOrganizationMember(A, org.id, u.id, [
+        stores.identity.upsertOrganizationMember(A, org.id, u, [
           'organization-admin',
           'organization-auditor',
         ]),
       'unchanged',
     );
-    await expectNoChange(() => stores.identity.upsertOrganizationMember(A, org.id, u.id, null), 'unchanged');
+    await expectNoChange(() => stores.identity.upsertOrganizationMember(A, org.id, u, null), 'unchanged');
   });
 
   it('upsertGroup with the same name and display name is unchanged', async () => {
@@ -127,7 +127,7 @@ describe('IdentitySyncStore: calls that change nothing write nothing', () => {
     await joinOrganization(w(), org.id, member.id);
     await joinGroup(w(), g.id, member.id);
     await expectNoChange(() => stores.identity.removeOrganizationMember(A, org.id, outsider.id), false);
-    await expectNoChange(() => stores.identity.addGroupMember(A, g, member.id), false);
-    await expectNoChange(() => stores.identity.removeGroupMember(A, g, outsider.id), false);
+    await expectNoChange(() => stores.identity.addGroupMember(A, g, member), false);
+    await expectNoChange(() => stores.identity.removeGroupMember(A, g.id, outsider.id), false);
   });
 });
