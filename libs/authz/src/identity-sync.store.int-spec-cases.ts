@@ -646,126 +646,155 @@ export const IDENTITY_SYNC_CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
-  'IdentitySyncStore.organizationMemberContext': [
+  'IdentitySyncStore.beginOrganizationMemberAdded': [
     scenario({
-      title: 'an applied event; a member, its organization and user, all with times',
+      title: 'organization and user there: records the event, claims the membership, reports the context',
       arrange: async (w: World) => {
         const org = await newOrganization(w);
         const u = await newUser(w);
-        await joinOrganization(w, org.id, u.id);
-        const eventId = randomUUID();
-        await addAppliedEvent(w, eventId, T1);
-        await addVersion(w, 'organization_member', `${org.id}/${u.id}`, T1, 'e1');
         await addVersion(w, 'organization', org.id, T2, 'e2');
         await addVersion(w, 'user', u.id, T0, 'e0');
-        return { org, u, eventId };
+        return { org, u, eventId: randomUUID(), key: `${org.id}/${u.id}` };
       },
-      act: (s, a, f) => s.identity.organizationMemberContext(a, f.eventId, f.org.id, f.u.id),
-      expect: (r, f) =>
-        assert.deepEqual(r, {
-          applied: true,
-          memberVersion: T1,
-          organizationExists: true,
-          organizationVersion: T2,
-          username: f.u.username,
-          userVersion: T0,
+      act: (s, a, f) =>
+        s.identity.beginOrganizationMemberAdded(a, {
+          eventId: f.eventId,
+          type: 'identity.organization.member.added',
+          time: T1,
+          entity: 'organization_member',
+          keys: [f.key],
+          organizationId: f.org.id,
+          userId: f.u.id,
         }),
+      observe: (f, w) => Promise.all([appliedRows(w, [f.eventId]), versionRows(w, [f.key])]),
+      expect: async (r, f, w) => {
+        assert.deepEqual(r, {
+          state: 'fresh',
+          context: {
+            applied: false,
+            memberVersion: null,
+            organizationExists: true,
+            organizationVersion: T2,
+            username: f.u.username,
+            userVersion: T0,
+          },
+        });
+        assert.deepEqual(await versionRows(w, [f.key]), [
+          version('organization_member', f.key, T1, f.eventId),
+        ]);
+      },
+      audits: () => [],
       allow: ALLOW,
       deny: DENY,
     }),
     scenario({
-      title: 'a new event; an organization removed (its time kept) and a user never seen',
+      title: 'organization removed (its time kept), user never seen: blocked, nothing written',
       arrange: async (w: World) => {
         const organizationId = randomUUID();
         await addVersion(w, 'organization', organizationId, T2, 'removal');
-        return { organizationId, userId: randomUUID() };
+        return { organizationId, userId: randomUUID(), eventId: randomUUID() };
       },
-      act: (s, a, f) => s.identity.organizationMemberContext(a, randomUUID(), f.organizationId, f.userId),
-      expect: (r) =>
-        assert.deepEqual(r, {
+      act: (s, a, f) =>
+        s.identity.beginOrganizationMemberAdded(a, {
+          eventId: f.eventId,
+          type: 'identity.organization.member.added',
+          time: T1,
+          entity: 'organization_member',
+          keys: [`${f.organizationId}/${f.userId}`],
+          organizationId: f.organizationId,
+          userId: f.userId,
+        }),
+      expect: async (r, f, w) => {
+        assert.equal(r.state, 'blocked');
+        assert.deepEqual(r.context, {
           applied: false,
           memberVersion: null,
           organizationExists: false,
           organizationVersion: T2,
           username: null,
           userVersion: null,
-        }),
+        });
+        assert.deepEqual(await appliedRows(w, [f.eventId]), []);
+        assert.deepEqual(await versionRows(w, [`${f.organizationId}/${f.userId}`]), []);
+      },
       allow: ALLOW,
       deny: DENY,
     }),
   ],
 
-  'IdentitySyncStore.groupMemberContext': [
+  'IdentitySyncStore.beginGroupMemberAdded': [
     scenario({
-      title: 'a group and a member of its organization, all with times',
+      title: 'a group and a member of its organization: records the event and claims the membership',
       arrange: async (w: World) => {
         const org = await newOrganization(w);
         const g = await newGroup(w, org.id);
         const u = await newUser(w);
         await joinOrganization(w, org.id, u.id);
-        await addVersion(w, 'group', g.id, T1, 'e1');
-        await addVersion(w, 'group_member', `${g.id}/${u.id}`, T0, 'e0');
-        await addVersion(w, 'organization_member', `${org.id}/${u.id}`, T2, 'e2');
-        await addVersion(w, 'user', u.id, T1, 'e1');
-        return { org, g, u };
+        await addVersion(w, 'group', g.id, T0, 'e0');
+        await addVersion(w, 'organization_member', `${org.id}/${u.id}`, T0, 'e0');
+        return { org, g, u, eventId: randomUUID(), key: `${g.id}/${u.id}` };
       },
-      act: (s, a, f) => s.identity.groupMemberContext(a, randomUUID(), f.g.id, f.u.id),
-      expect: (r, f) =>
-        assert.deepEqual(r, {
-          applied: false,
-          everyone: false,
-          memberVersion: T0,
-          organizationId: f.org.id,
-          groupName: f.g.name,
-          groupVersion: T1,
-          username: f.u.username,
-          userVersion: T1,
-          organizationMember: true,
-          organizationMemberVersion: T2,
+      act: (s, a, f) =>
+        s.identity.beginGroupMemberAdded(a, {
+          eventId: f.eventId,
+          type: 'identity.group.member.added',
+          time: T1,
+          entity: 'group_member',
+          keys: [f.key],
+          groupId: f.g.id,
+          userId: f.u.id,
         }),
+      observe: (f, w) => Promise.all([appliedRows(w, [f.eventId]), versionRows(w, [f.key])]),
+      expect: async (r, f, w) => {
+        assert.deepEqual(r, {
+          state: 'fresh',
+          context: {
+            applied: false,
+            everyone: false,
+            memberVersion: null,
+            organizationId: f.org.id,
+            groupName: f.g.name,
+            groupVersion: T0,
+            username: f.u.username,
+            userVersion: null,
+            organizationMember: true,
+            organizationMemberVersion: T0,
+          },
+        });
+        assert.deepEqual(await versionRows(w, [f.key]), [version('group_member', f.key, T1, f.eventId)]);
+      },
+      audits: () => [],
       allow: ALLOW,
       deny: DENY,
     }),
     scenario({
-      title: "an applied event; an organization's Everyone group and a user not in it",
+      title: "an organization's Everyone group, or a user outside the organization: blocked, nothing written",
       arrange: async (w: World) => {
-        const eventId = randomUUID();
-        await addAppliedEvent(w, eventId, T1);
-        return { org: await newOrganization(w), u: await newUser(w), eventId };
+        const org = await newOrganization(w);
+        return { org, g: await newGroup(w, org.id), u: await newUser(w), eventId: randomUUID() };
       },
-      act: (s, a, f) => s.identity.groupMemberContext(a, f.eventId, f.org.id, f.u.id),
-      expect: (r, f) =>
-        assert.deepEqual(r, {
-          applied: true,
-          everyone: true,
-          memberVersion: null,
-          organizationId: f.org.id,
-          groupName: 'Everyone',
-          groupVersion: null,
-          username: f.u.username,
-          userVersion: null,
-          organizationMember: false,
-          organizationMemberVersion: null,
-        }),
-      allow: ALLOW,
-      deny: DENY,
-    }),
-    scenario({
-      title: 'a group and a user that do not exist',
-      act: (s, a) => s.identity.groupMemberContext(a, randomUUID(), randomUUID(), randomUUID()),
-      expect: (r) =>
-        assert.deepEqual(r, {
-          applied: false,
-          everyone: false,
-          memberVersion: null,
-          organizationId: null,
-          groupName: null,
-          groupVersion: null,
-          username: null,
-          userVersion: null,
-          organizationMember: false,
-          organizationMemberVersion: null,
-        }),
+      act: async (s, a, f) => {
+        const begin = (groupId: string) =>
+          s.identity.beginGroupMemberAdded(a, {
+            eventId: f.eventId,
+            type: 'identity.group.member.added',
+            time: T1,
+            entity: 'group_member',
+            keys: [`${groupId}/${f.u.id}`],
+            groupId,
+            userId: f.u.id,
+          });
+        return [await begin(f.org.id), await begin(f.g.id)];
+      },
+      expect: async ([everyone, outsider], f, w) => {
+        assert.equal(everyone.state, 'blocked');
+        assert.equal(everyone.context.everyone, true);
+        assert.equal(everyone.context.groupName, 'Everyone');
+        assert.equal(outsider.state, 'blocked');
+        assert.equal(outsider.context.everyone, false);
+        assert.equal(outsider.context.organizationMember, false);
+        assert.deepEqual(await appliedRows(w, [f.eventId]), []);
+      },
       allow: ALLOW,
       deny: DENY,
     }),

@@ -191,7 +191,8 @@ export class IdentitySyncRepository {
     const keys = [...new Set(e.keys)];
     const rows = await q<(C & { ok: boolean; fresh: boolean; claimed: number })[]>(
       this.db,
-      `WITH gate AS (SELECT set_config('aigov.request_id', $1, true) AS request_id, g.* FROM (${gate}) AS g),
+      `WITH request AS (SELECT set_config('aigov.request_id', $1, true)),
+       gate AS (SELECT g.* FROM request, (${gate}) AS g),
        ev AS (
          INSERT INTO identity_applied_events (event_id, type, event_time)
          SELECT $1, $2, $3 FROM gate WHERE gate.ok
