@@ -88,9 +88,9 @@ export class IdentitySyncStore {
     of: Parameters<IdentitySyncRepository['tombstoneDependents']>[0],
     time: Date,
     eventId: string,
-  ): Promise<void> {
+  ): Promise<{ found: number; claimed: string[] }> {
     this.check(actor);
-    await this.sync.tombstoneDependents(of, time, eventId);
+    return this.sync.tombstoneDependents(of, time, eventId);
   }
 
   async versionOf(actor: Actor, entity: IdentityEntity, key: string): Promise<Date | null> {

@@ -59,3 +59,19 @@ export function missing(c: EventContext, what: string, key: string, removedAt: D
 
 /** True when a newer event than this one was applied to the key (read before claiming). */
 export const newer = (c: EventContext, version: Date | null) => version !== null && version > c.time;
+
+/**
+ * Where the time an organization membership last ended is kept, beside the membership's own key
+ * (which a rejoin moves on): every group membership of that organization older than it ended
+ * with it, also one whose `added` event is still to come.
+ */
+export const membershipEndedKey = (organizationId: string, userId: string) =>
+  `${organizationId}/${userId}/ended`;
+
+/** True when the user's organization membership ended after the event (a group add then is stale). */
+export async function endedSince(c: EventContext, organizationId: string, userId: string): Promise<boolean> {
+  return newer(
+    c,
+    await c.store.versionOf(A, 'organization_member', membershipEndedKey(organizationId, userId)),
+  );
+}

@@ -14,6 +14,7 @@ import {
   STALE,
   begin,
   everyone,
+  membershipEndedKey,
   missing,
   newer,
   start,
@@ -98,17 +99,30 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   },
 
   'identity.organization.member.removed': async (c, d) => {
-    const done = await begin(c, 'organization_member', `${d.organization_id}/${d.user_id}`);
-    if (done) return done;
-    // The group memberships this removal takes away count as removed at its time too.
-    await c.store.tombstoneDependents(
+    const [o, u] = [d.organization_id, d.user_id];
+    if (!(await c.store.markEventApplied(A, c.id, c.type, c.time))) return DUPLICATE;
+    // The removal ends the user's group memberships of the organization as of its time: those
+    // applied already (their keys take its time), and those whose `added` is still to come (they
+    // find its time under the ended key), even when a rejoin after it was applied first.
+    const groups = await c.store.tombstoneDependents(A, { organizationId: o, userId: u }, c.time, c.id);
+    const ended = new Set(groups.claimed);
+    const noted = await c.store.claimVersions(
       A,
-      { organizationId: d.organization_id, userId: d.user_id },
+      'organization_member',
+      [membershipEndedKey(o, u)],
       c.time,
       c.id,
     );
-    await c.store.removeOrganizationMember(A, d.organization_id, d.user_id);
-    return APPLIED;
+    if ((await c.store.claimVersions(A, 'organization_member', [`${o}/${u}`], c.time, c.id)).size > 0) {
+      // A group membership newer than the removal proves a rejoin between them that has not
+      // arrived yet: removing the membership now would take that group membership with it.
+      if (ended.size < groups.found) return { kind: 'retry', reason: `a rejoin of ${o}/${u} comes first` };
+      await c.store.removeOrganizationMember(A, o, u);
+      return APPLIED;
+    }
+    // A rejoin after the removal is applied already: the membership stays, older group ones go.
+    for (const key of ended) await c.store.removeGroupMember(A, key.split('/')[0], u);
+    return ended.size > 0 || noted.size > 0 ? APPLIED : STALE;
   },
 
   'identity.group.upserted': async (c, d) => {
@@ -158,7 +172,7 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
     if (state === 'blocked') {
       if (x.everyone) return everyone('data.group_id');
       if (x.applied) return DUPLICATE;
-      if (newer(c, x.memberVersion)) return STALE;
+      if (newer(c, x.memberVersion) || newer(c, x.membershipEnded)) return STALE;
       if (x.organizationId === null) return missing(c, 'group', d.group_id, x.groupVersion);
       if (x.username === null) return missing(c, 'user', d.user_id, x.userVersion);
       // A group member must be a member of the group's organization (the database insists).
@@ -207,6 +221,12 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   },
 };
 
+/**
+ * Events that decide as they write (and may then need to undo what they wrote): always in a
+ * savepoint of their own. The others check first and write after.
+ */
+const GUARDED = new Set<string>(['identity.organization.snapshot', 'identity.organization.member.removed']);
+
 /** The store writes of a batch failed in a way only savepoints can sort out (see applyBatch). */
 class NeedsSavepoints extends Error {}
 
@@ -240,7 +260,7 @@ export class IdentityApplier implements IdentityEventApplier {
       const audit = tx.deferredAudit();
       const outcomes: ApplyOutcome[] = [];
       for (const e of events) {
-        const guarded = savepoints || e.type === 'identity.organization.snapshot';
+        const guarded = savepoints || GUARDED.has(e.type);
         outcomes.push(guarded ? await this.inSavepoint(tx, audit, e) : await this.direct(tx, audit, e));
       }
       await audit.flush();
@@ -278,8 +298,8 @@ export class IdentityApplier implements IdentityEventApplier {
 }
 
 async function handle(tx: Stores, audit: DeferredAudit, e: IdentityEvent): Promise<ApplyOutcome> {
-  // Incremental events hand their id to the database in `begin`; a snapshot does it here.
-  if (e.type === 'identity.organization.snapshot') await tx.forRequest(e.id);
+  // Most events hand their id to the database in their begin statement; these do it here.
+  if (GUARDED.has(e.type)) await tx.forRequest(e.id);
   const s = tx.withRequestId(e.id, audit);
   const c: EventContext = { store: s.identity, id: e.id, type: e.type, time: e.time };
   const handler = HANDLERS[e.type] as Handler<typeof e.type>;

@@ -56,6 +56,8 @@ export interface GroupMemberContext {
   userVersion: Date | null;
   organizationMember: boolean;
   organizationMemberVersion: Date | null;
+  /** when the user's membership of the group's organization last ended (see membershipEndedKey) */
+  membershipEnded: Date | null;
 }
 
 /**
@@ -161,7 +163,8 @@ export class IdentitySyncRepository {
     return this.begin<GroupMemberContext>(
       e,
       `SELECT c.*, NOT c.everyone AND c."organizationId" IS NOT NULL AND c.username IS NOT NULL
-                   AND c."organizationMember" AS ok FROM (
+                   AND c."organizationMember"
+                   AND NOT coalesce(c."membershipEnded" > $3, false) AS ok FROM (
          SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
                 EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid) AS everyone,
                 ${versionSql("'group_member'", "$6::text || '/' || $7::text")} AS "memberVersion",
@@ -172,7 +175,9 @@ export class IdentitySyncRepository {
                 EXISTS (SELECT 1 FROM organization_members m
                          WHERE m.organization_id = g.organization_id AND m.user_id = $7::uuid) AS "organizationMember",
                 ${versionSql("'organization_member'", "g.organization_id::text || '/' || $7::text")}
-                  AS "organizationMemberVersion"
+                  AS "organizationMemberVersion",
+                ${versionSql("'organization_member'", "g.organization_id::text || '/' || $7::text || '/ended'")}
+                  AS "membershipEnded"
            FROM (SELECT 1) AS one LEFT JOIN groups g ON g.id = $6::uuid) AS c`,
       [e.groupId, e.userId],
     );
@@ -221,7 +226,8 @@ export class IdentitySyncRepository {
    * Records `time` as the removal time of the memberships that go with a removal (where not
    * newer already), so late events about them stay ignored: a user's organization and group
    * memberships; an organization's members, groups and group memberships; a group's memberships;
-   * one member's memberships of the organization's groups.
+   * one member's memberships of the organization's groups. Returns how many there were and the
+   * keys claimed (the others are newer than `time`).
    */
   async tombstoneDependents(
     of:
@@ -231,7 +237,7 @@ export class IdentitySyncRepository {
       | { organizationId: string; userId: string },
     time: Date,
     eventId: string,
-  ): Promise<void> {
+  ): Promise<{ found: number; claimed: string[] }> {
     const [sql, params] =
       'organizationId' in of && 'userId' in of
         ? [
@@ -257,14 +263,19 @@ export class IdentitySyncRepository {
                    JOIN groups g ON g.id = gm.group_id WHERE g.organization_id = $3`,
                 [of.organizationId],
               ];
-    await q(
+    const rows = await q<{ found: number; claimed: string[] }[]>(
       this.db,
-      `INSERT INTO identity_versions AS v (entity, key, time, event_id)
-       SELECT d.entity, d.key, $1, $2 FROM (${sql}) AS d(entity, key) ORDER BY d.entity, d.key
-       ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
-        WHERE v.time <= EXCLUDED.time`,
+      `WITH d(entity, key) AS (${sql}),
+       claim AS (
+         INSERT INTO identity_versions AS v (entity, key, time, event_id)
+         SELECT d.entity, d.key, $1, $2 FROM d ORDER BY d.entity, d.key
+         ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
+          WHERE v.time <= EXCLUDED.time
+         RETURNING key)
+       SELECT (SELECT count(*)::int FROM d) AS found, ARRAY(SELECT key FROM claim ORDER BY key) AS claimed`,
       [time, eventId, ...params],
     );
+    return rows[0];
   }
 
   // Users
