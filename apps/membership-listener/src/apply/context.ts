@@ -34,3 +34,17 @@ export async function reference(
 /** Claims one key for the event: false when a newer event has been applied to it. */
 export const claim = async (c: EventContext, entity: IdentityEntity, key: string) =>
   (await c.store.claimVersions(A, entity, [key], c.time, c.id)).has(key);
+
+/**
+ * Where the time an organization membership last ended is kept, beside the membership's own key
+ * (which a rejoin moves on): every group membership of that organization older than it ended
+ * with it, also one whose `added` event is still to come.
+ */
+export const membershipEndedKey = (organizationId: string, userId: string) =>
+  `${organizationId}/${userId}/ended`;
+
+/** True when the user's organization membership ended after `time` (so a group add then is stale). */
+export async function endedSince(c: EventContext, organizationId: string, userId: string, time: Date) {
+  const ended = await c.store.versionOf(A, 'organization_member', membershipEndedKey(organizationId, userId));
+  return ended !== null && ended > time;
+}

@@ -7,7 +7,16 @@ import {
 } from '@aigov/contracts';
 import { constraintOf, isDatabaseUnavailableError, isRetryableTransactionError } from '@aigov/db';
 import type { ApplyOutcome, IdentityEventApplier } from './applier';
-import { A, APPLIED, STALE, claim, reference, type EventContext } from './context';
+import {
+  A,
+  APPLIED,
+  STALE,
+  claim,
+  endedSince,
+  membershipEndedKey,
+  reference,
+  type EventContext,
+} from './context';
 import { applySnapshot, mergeSnapshotParts } from './snapshot';
 
 const everyone = (what: string): ApplyOutcome => ({
@@ -96,12 +105,32 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   },
 
   'identity.organization.member.removed': async (c, d) => {
-    if (!(await claim(c, 'organization_member', `${d.organization_id}/${d.user_id}`))) return STALE;
-    // The group memberships this removal takes away count as removed at its time too.
-    const groups = await c.store.groupMembershipsInOrganization(A, d.organization_id, d.user_id);
-    await c.store.claimVersions(A, 'group_member', groups, c.time, c.id);
-    await c.store.removeOrganizationMember(A, d.organization_id, d.user_id);
-    return APPLIED;
+    const [o, u] = [d.organization_id, d.user_id];
+    // The removal ends the user's group memberships of the organization as of its time: those
+    // applied already (their keys take its time), and those whose `added` is still to come (they
+    // find its time under the ended key), even when a rejoin after it was applied first.
+    const pairs = await c.store.groupMembershipsInOrganization(A, o, u);
+    const ended = await c.store.claimVersions(A, 'group_member', pairs, c.time, c.id);
+    const noted = await c.store.claimVersions(
+      A,
+      'organization_member',
+      [membershipEndedKey(o, u)],
+      c.time,
+      c.id,
+    );
+    if (await claim(c, 'organization_member', `${o}/${u}`)) {
+      // A group membership newer than the removal proves a rejoin between them that has not
+      // arrived yet: removing the membership now would take that group membership with it.
+      if (ended.size < pairs.length) return { kind: 'retry', reason: `a rejoin of ${o}/${u} comes first` };
+      await c.store.removeOrganizationMember(A, o, u);
+      return APPLIED;
+    }
+    // A rejoin after the removal is applied already: the membership stays, older group ones go.
+    for (const key of ended) {
+      const group = await c.store.getGroup(A, key.split('/')[0]);
+      if (group) await c.store.removeGroupMember(A, group, u);
+    }
+    return ended.size > 0 || noted.size > 0 ? APPLIED : STALE;
   },
 
   'identity.group.upserted': async (c, d) => {
@@ -146,6 +175,7 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
     const group = await c.store.getGroup(A, d.group_id);
     const groupRef = await reference(c, 'group', d.group_id, group !== null);
     if (groupRef !== 'ok' || !group) return groupRef === 'ok' ? STALE : groupRef;
+    if (await endedSince(c, group.organizationId, d.user_id, c.time)) return STALE;
     const users = await c.store.existingUserIds(A, [d.user_id]);
     const userRef = await reference(c, 'user', d.user_id, users.has(d.user_id));
     if (userRef !== 'ok') return userRef;

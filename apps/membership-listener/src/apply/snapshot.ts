@@ -1,7 +1,7 @@
 import type { OrganizationSnapshotData } from '@aigov/contracts';
 import type { Group } from '@aigov/db';
 import type { ApplyOutcome } from './applier';
-import { A, reference, type EventContext } from './context';
+import { A, endedSince, reference, type EventContext } from './context';
 
 const sameRoles = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().join() === [...b].sort().join();
@@ -163,11 +163,14 @@ export async function applySnapshot(c: EventContext, d: OrganizationSnapshotData
     if (!claimedPairs.has(key) || currentPairs.has(key)) continue;
     const [groupId, userId] = key.split('/');
     const group = groupsNow.get(groupId);
-    if (group && memberNow.has(userId)) await s.addGroupMember(A, group, userId);
+    // A removal from the organization newer than the snapshot ended this group membership.
+    if (!group || !memberNow.has(userId) || (await endedSince(c, o, userId, c.time))) continue;
+    await s.addGroupMember(A, group, userId);
   }
   const listed = new Set(listedPairs);
   const unlistedPairs = [...currentPairs].filter((k) => !listed.has(k));
-  for (const key of await claimAll('group_member', unlistedPairs)) {
+  const endedPairs = await claimAll('group_member', unlistedPairs);
+  for (const key of endedPairs) {
     const [groupId, userId] = key.split('/');
     const group = groupsNow.get(groupId);
     if (group) await s.removeGroupMember(A, group, userId);
@@ -179,7 +182,11 @@ export async function applySnapshot(c: EventContext, d: OrganizationSnapshotData
   for (const id of await claimAll('group', unlistedGroups)) await s.deleteGroup(A, id);
   const listedMembers = new Set(d.members.map((m) => m.user_id));
   const unlistedMembers = [...current.keys()].filter((u) => !listedMembers.has(u)).map((u) => `${o}/${u}`);
+  // An unlisted member's group membership newer than the snapshot proves a rejoin after it that
+  // has not arrived yet: removing the member now would take that group membership with it.
+  const rejoining = new Set(unlistedPairs.filter((k) => !endedPairs.has(k)).map((k) => k.split('/')[1]));
   for (const key of await claimAll('organization_member', unlistedMembers)) {
+    if (rejoining.has(key.split('/')[1])) return { kind: 'retry', reason: `a rejoin of ${key} comes first` };
     await s.removeOrganizationMember(A, o, key.split('/')[1]);
   }
   return { kind: 'applied' };
