@@ -243,10 +243,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
 export function testSettings(env: Env = process.env): {
   adminDatabaseUrl: string;
   natsServerBinary: string | null;
+  /** An extra seed for the identity convergence tests, besides their fixed one. */
+  identityHistorySeed: number | null;
 } {
+  const seed = env.TEST_IDENTITY_SEED ? Number(env.TEST_IDENTITY_SEED) : null;
   return {
     adminDatabaseUrl: env.TEST_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     natsServerBinary: env.TEST_NATS_SERVER_BIN ?? null,
+    identityHistorySeed: seed !== null && Number.isSafeInteger(seed) ? seed : null,
   };
 }
 
