@@ -36,15 +36,17 @@ export class GroupBudgetRepository {
     >(this.db, GROUP_WITH_BUDGET_SQL, [groupId], 'aigov_group_with_budget');
     const r = rows[0];
     if (!r) return null;
-    const { spendLimitMicros, budgetCreatedAt, budgetUpdatedAt, ...group } = r;
+    // Plain literals rather than `...rest`: a rest pattern copies the row through V8's generic
+    // property copy, on every request of the hot path.
+    const group = { id: r.id, organizationId: r.organizationId, name: r.name };
     const budget =
-      spendLimitMicros === null
+      r.spendLimitMicros === null
         ? null
         : {
-            groupId: group.id,
-            spendLimitMicros: BigInt(spendLimitMicros),
-            createdAt: budgetCreatedAt,
-            updatedAt: budgetUpdatedAt,
+            groupId: r.id,
+            spendLimitMicros: BigInt(r.spendLimitMicros),
+            createdAt: r.budgetCreatedAt,
+            updatedAt: r.budgetUpdatedAt,
           };
     return { group, budget };
   }
