@@ -1,18 +1,27 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
 import { Pool } from 'pg';
 
 /**
  * The baseline for bench/api: GET /api/v2/groups/:group/ai/budget on bare Fastify + pg with none
- * of Nest, validation, authorization rules or logging. Argv: <port> <database url> <mode>.
+ * of Nest, validation, authorization rules, metrics or logging. Argv: <port> <database url> <mode>
+ * [<statements as JSON>].
  * - naive: the obvious three queries (key + user, group, budget), unprepared;
- * - same: exactly the two prepared statements the real API sends (so the gap is the framework).
+ * - same: exactly the two prepared statements the real API sends (so the gap is the framework),
+ *   whose text bench/api/main.ts takes from libs/db and passes in, and the same response: body,
+ *   headers (X-Request-Id included) and the same token checks (secret, suspension, expiry).
  */
 async function main(): Promise<void> {
-  const [port, url, mode = 'naive'] = process.argv.slice(2);
+  const [port, url, mode = 'naive', statements = '{}'] = process.argv.slice(2);
+  const sql = JSON.parse(statements) as { principal?: string; groupWithBudget?: string };
+  if (mode === 'same' && (!sql.principal || !sql.groupWithBudget))
+    throw new Error('mode same needs the statements (argv 4)');
+  const principalSql = sql.principal ?? '';
+  const groupWithBudgetSql = sql.groupWithBudget ?? '';
   const pool = new Pool({ connectionString: url, max: 10 });
   const app = Fastify({ logger: false });
   app.get<{ Params: { group: string } }>('/api/v2/groups/:group/ai/budget', async (req, reply) => {
+    void reply.header('x-request-id', randomUUID());
     if (mode === 'same') return same(req.headers.authorization, req.params.group, reply);
     const m = /^Bearer ([a-z0-9]{10})-(\S+)$/.exec(req.headers.authorization ?? '');
     if (!m) return reply.status(401).send({ message: 'unauthorized' });
@@ -53,14 +62,22 @@ async function main(): Promise<void> {
   ) {
     const m = /^Bearer ([a-z0-9]{10})-(\S+)$/.exec(auth ?? '');
     if (!m) return reply.status(401).send({ message: 'unauthorized' });
-    const key = await pool.query<{ secretHash: Buffer }>({
+    const key = await pool.query<{
+      secretHash: Buffer;
+      status: string;
+      expiresAt: Date | null;
+      lastUsedAt: Date | null;
+    }>({
       name: 'principal',
-      text: PRINCIPAL_SQL,
+      text: principalSql,
       values: [m[1]],
     });
     const hash = createHash('sha256').update(m[2]).digest();
-    if (!key.rows[0] || !timingSafeEqual(hash, key.rows[0].secretHash))
+    const k = key.rows[0];
+    if (!k || !timingSafeEqual(hash, k.secretHash) || k.status !== 'active')
       return reply.status(401).send({ message: 'unauthorized' });
+    if (k.expiresAt && k.expiresAt.getTime() <= Date.now())
+      return reply.status(401).send({ message: 'expired' });
     const g = await pool.query<{
       spendLimitMicros: string | null;
       id: string;
@@ -68,7 +85,7 @@ async function main(): Promise<void> {
       budgetUpdatedAt: Date;
     }>({
       name: 'group_budget',
-      text: GROUP_BUDGET_SQL,
+      text: groupWithBudgetSql,
       values: [groupId],
     });
     const r = g.rows[0];
@@ -89,15 +106,5 @@ async function main(): Promise<void> {
       .then(() => process.exit(0));
   });
 }
-
-// Copies of the statements in libs/db (api-key.repository getPrincipal, group-budget.repository getWithGroup).
-const PRINCIPAL_SQL = `SELECT k.id AS "keyId", k.secret_hash AS "secretHash", k.expires_at AS "expiresAt",
-  k.last_used_at AS "lastUsedAt", u.id AS "userId", u.username, u.status, u.roles AS "siteRoles",
-  coalesce((SELECT jsonb_object_agg(m.organization_id, to_jsonb(m.roles)) FROM organization_members m WHERE m.user_id = u.id), '{}'::jsonb) AS "orgRoles",
-  coalesce((SELECT array_agg(gm.group_id) FROM group_members gm WHERE gm.user_id = u.id), '{}') AS "groupIds"
-  FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = $1`;
-const GROUP_BUDGET_SQL = `SELECT g.id, g.organization_id AS "organizationId", g.name, b.spend_limit_micros AS "spendLimitMicros",
-  b.created_at AS "budgetCreatedAt", b.updated_at AS "budgetUpdatedAt"
-  FROM groups g LEFT JOIN group_ai_budgets b ON b.group_id = g.id WHERE g.id = $1`;
 
 void main();

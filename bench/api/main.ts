@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
+import { GROUP_WITH_BUDGET_SQL, KEY_PRINCIPAL_SQL } from '@aigov/db';
 import {
   ROOT,
   arg,
@@ -117,6 +118,8 @@ async function main(): Promise<void> {
           String(port),
           dbUrl,
           mode,
+          // The statements themselves, so the same-SQL baseline cannot drift from libs/db.
+          JSON.stringify({ principal: KEY_PRINCIPAL_SQL, groupWithBudget: GROUP_WITH_BUDGET_SQL }),
         ],
         {
           stdio: ['ignore', 'ignore', 'inherit'],

@@ -18,7 +18,10 @@ export function requireAllowed(
 export const forbidden = (what: string) => () => new DomainError('forbidden', `You may not ${what}.`);
 export const notFound = (what: string) => () => new DomainError('not_found', `${what} not found.`);
 
-export const groupSubject = (g: Group): Subject => ({ organizationIds: [g.organizationId], groupId: g.id });
+export const groupSubject = (g: Pick<Group, 'id' | 'organizationId'>): Subject => ({
+  organizationIds: [g.organizationId],
+  groupId: g.id,
+});
 export const userRef = (u: { id: string; username: string }) => ({ id: u.id, username: u.username });
 export const groupRef = (g: Pick<Group, 'id' | 'name'> | null) => (g ? { id: g.id, name: g.name } : null);
 

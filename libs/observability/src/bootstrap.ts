@@ -39,7 +39,10 @@ export interface StartAppOptions {
 export async function startApp(opts: StartAppOptions): Promise<INestApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     opts.module,
-    new FastifyAdapter(fastifyServerOptions()),
+    // skipMiddie: no app registers Express-style middleware, and middie's onRequest hook would
+    // otherwise run on every request for nothing. A middleware added later fails at start-up
+    // (Fastify has no use() without middie) rather than being skipped silently.
+    new FastifyAdapter({ ...fastifyServerOptions(), skipMiddie: true }),
     // bodyParser: false keeps Fastify's own JSON parser (1 MiB limit) as the only one: Nest would
     // otherwise add a form-urlencoded parser and accept bodies that are not JSON.
     { logger: new PinoNestLogger(opts.logger), abortOnError: false, bufferLogs: false, bodyParser: false },

@@ -34,9 +34,15 @@ function elementErrorsOf(instance: object, dto: DtoClass): FieldValidation[] {
  */
 @Injectable()
 export class StrictValidationPipe implements PipeTransform {
-  async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+  // Not async: as the global pipe it sees every parameter of every request (path parameters,
+  // the actor), and those pass through unchanged without a promise of their own.
+  transform(value: unknown, metadata: ArgumentMetadata): unknown {
     const { metatype, type } = metadata;
     if (!metatype || PRIMITIVES.includes(metatype) || (type !== 'body' && type !== 'query')) return value;
+    return this.validateDto(value, metatype as DtoClass, type);
+  }
+
+  private async validateDto(value: unknown, metatype: DtoClass, type: 'body' | 'query'): Promise<unknown> {
     if (
       type === 'body' &&
       (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value))
@@ -48,9 +54,9 @@ export class StrictValidationPipe implements PipeTransform {
     const input = value ?? {};
     // Bodies are what gets stored: NFC there. Query values are filters, compared with what is
     // stored as given (model ids), so they are left as sent.
-    const problems = prescan(input, metatype as DtoClass, type === 'body');
+    const problems = prescan(input, metatype, type === 'body');
     if (problems.length > 0) throw validationFailed(problems);
-    const instance = plainToInstance<object, unknown>(metatype as new () => object, input, {
+    const instance = plainToInstance<object, unknown>(metatype, input, {
       enableImplicitConversion: false,
     });
     const errors = await validate(instance, {
@@ -61,8 +67,8 @@ export class StrictValidationPipe implements PipeTransform {
       validationError: { target: false, value: false },
     });
     if (errors.length > 0) throw validationFailed(flattenValidationErrors(errors));
-    throwIfInvalid(elementErrorsOf(instance, metatype as DtoClass));
-    throwIfInvalid(dtoRulesOf(metatype as DtoClass).flatMap((rule) => rule(instance)));
+    throwIfInvalid(elementErrorsOf(instance, metatype));
+    throwIfInvalid(dtoRulesOf(metatype).flatMap((rule) => rule(instance)));
     return instance;
   }
 }

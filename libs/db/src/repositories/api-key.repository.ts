@@ -20,6 +20,15 @@ export interface KeyPrincipal {
   groupIds: string[];
 }
 
+/** Exported so that bench/api's bare baseline sends exactly this statement. */
+export const KEY_PRINCIPAL_SQL = `SELECT k.id AS "keyId", k.secret_hash AS "secretHash", k.expires_at AS "expiresAt",
+       k.last_used_at AS "lastUsedAt", u.id AS "userId", u.username, u.status, u.roles AS "siteRoles",
+       coalesce((SELECT jsonb_object_agg(m.organization_id, to_jsonb(m.roles))
+                   FROM organization_members m WHERE m.user_id = u.id), '{}'::jsonb) AS "orgRoles",
+       coalesce((SELECT array_agg(gm.group_id) FROM group_members gm WHERE gm.user_id = u.id), '{}') AS "groupIds"
+  FROM api_keys k JOIN users u ON u.id = k.user_id
+ WHERE k.id = $1`;
+
 export class ApiKeyRepository {
   constructor(private readonly db: Db) {}
 
@@ -77,18 +86,7 @@ export class ApiKeyRepository {
 
   /** The key, its user, the user's organization roles and group memberships: one query. */
   async getPrincipal(keyId: string): Promise<KeyPrincipal | null> {
-    const rows = await q<KeyPrincipal[]>(
-      this.db,
-      `SELECT k.id AS "keyId", k.secret_hash AS "secretHash", k.expires_at AS "expiresAt",
-              k.last_used_at AS "lastUsedAt", u.id AS "userId", u.username, u.status, u.roles AS "siteRoles",
-              coalesce((SELECT jsonb_object_agg(m.organization_id, to_jsonb(m.roles))
-                          FROM organization_members m WHERE m.user_id = u.id), '{}'::jsonb) AS "orgRoles",
-              coalesce((SELECT array_agg(gm.group_id) FROM group_members gm WHERE gm.user_id = u.id), '{}') AS "groupIds"
-         FROM api_keys k JOIN users u ON u.id = k.user_id
-        WHERE k.id = $1`,
-      [keyId],
-      'aigov_key_principal',
-    );
+    const rows = await q<KeyPrincipal[]>(this.db, KEY_PRINCIPAL_SQL, [keyId], 'aigov_key_principal');
     return rows[0] ?? null;
   }
 
