@@ -120,6 +120,20 @@ async function populate(db: Pool): Promise<Doomed> {
     [newKeyId(), bob],
   );
   await db.query(`UPDATE users SET roles = '{auditor}' WHERE id = $1`, [bob]);
+  // The membership listener's bookkeeping: an applied event, key times, a waiting snapshot part.
+  await db.query(
+    `INSERT INTO identity_applied_events (event_id, type, event_time) VALUES ('evt-1', 'identity.user.upserted', now())`,
+  );
+  await db.query(
+    `INSERT INTO identity_versions (entity, key, time, event_id)
+     VALUES ('user', $1, now(), 'evt-1'), ('organization_member', $2 || '/' || $1 || '/ended', now(), 'evt-1')`,
+    [bob, acme],
+  );
+  await db.query(
+    `INSERT INTO identity_snapshot_parts (snapshot_id, part_index, part_count, organization_id, event_id, event_time, data)
+     VALUES ('snap-1', 1, 2, $1, 'evt-2', now(), '{"users": []}')`,
+    [acme],
+  );
   // bob: in acme and globex, in eng and data, an override on acme's Everyone group, a key, a role.
   // eng: a budget and members (alice, and bob unless he went first).
   // globex: its group ops (erin, her override, a budget) and its members (erin; bob if still there).
@@ -235,6 +249,9 @@ describe('pg_dump and restore into an empty database', () => {
       'group_ai_budgets',
       'group_members',
       'groups',
+      'identity_applied_events',
+      'identity_snapshot_parts',
+      'identity_versions',
       'organization_members',
       'organizations',
       'typeorm_migrations',

@@ -884,7 +884,19 @@ describe('identity API: organizations, members, groups', () => {
         ['create', memberA, 'member-a'],
         ['delete', memberA2, 'member-a2'],
       ] as const;
-      expect(entries).toHaveLength(3);
+      expect(entries).toHaveLength(4);
+      // The rename is an entry of its own, with the fields that changed.
+      expect(entries).toContainEqual(
+        expect.objectContaining({
+          action: 'write',
+          resource_type: 'group',
+          resource_id: group,
+          diff: {
+            name: { before: 'patch-me', after: 'patched' },
+            display_name: { before: null, after: 'Patched group' },
+          },
+        }),
+      );
       for (const [action, who, username] of expected) {
         expect(entries).toContainEqual({
           actor: 'admin-a',

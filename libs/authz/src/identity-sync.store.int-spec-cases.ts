@@ -759,6 +759,7 @@ export const IDENTITY_SYNC_CASES: Record<string, AnyScenario[]> = {
             userVersion: null,
             organizationMember: true,
             organizationMemberVersion: T0,
+            membershipEnded: null,
           },
         });
         assert.deepEqual(await versionRows(w, [f.key]), [version('group_member', f.key, T1, f.eventId)]);
