@@ -407,8 +407,10 @@ async function listenerBackendPids(c: Client, db: string): Promise<number[]> {
   return r.rows.map((x) => x.pid);
 }
 
-/** Polls until `applied()` reaches `target`; the time from the first poll that saw progress to the last. */
-// Every 50 ms: at a few hundred events a second the first and last poll are off by a few events.
+/**
+ * Polls until `applied()` reaches `target`; the time from the first poll that saw progress to the
+ * last. Every 50 ms: at a few hundred events a second that is a few events at either end.
+ */
 async function waitApplied(
   applied: () => Promise<number>,
   from: number,
@@ -789,7 +791,7 @@ async function main(): Promise<void> {
       `  ${cpuPerEvent({ ms: listenerMs, clientCpu: nodeCpu - nodeCpuStarted, serverCpu: backendCpu }, EVENTS)}, nats-server ${((natsCpu / EVENTS) * 1e6).toFixed(0)} µs`,
     );
     console.log(
-      `  database: ${fmt(after.xact - before.xact)} transactions (with this bench's polls), rows inserted ${fmt(after.inserted - before.inserted)}, ` +
+      `  database: ${fmt(after.xact - before.xact)} transactions (and this bench's few reads), rows inserted ${fmt(after.inserted - before.inserted)}, ` +
         `updated ${fmt(after.updated - before.updated)}, deleted ${fmt(after.deleted - before.deleted)}`,
     );
     // Tables that start empty and grow during the run are planned without statistics until
