@@ -44,19 +44,24 @@ export function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-/** A fresh, empty database on the server of `adminUrl`; `drop` removes it. */
+/**
+ * A fresh database on the server of `adminUrl`, empty or a copy of the database `template` (which
+ * nobody may be connected to); `drop` removes it.
+ */
 export async function createBenchDatabase(
   adminUrl: string,
   prefix: string,
-): Promise<{ url: string; drop: () => Promise<void> }> {
+  template?: string,
+): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${randomBytes(4).toString('hex')}`;
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   const u = new URL(adminUrl);
   u.pathname = `/${name}`;
   return {
     url: u.toString(),
+    name,
     drop: async () => {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.end();
