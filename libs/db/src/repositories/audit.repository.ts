@@ -58,7 +58,8 @@ export class AuditRepository {
   /** Several entries in one statement (call inside the transaction of the changes they record). */
   async insertMany(entries: readonly AuditEntryInput[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.db.query(
+    await q(
+      this.db,
       `INSERT INTO audit_logs (actor_id, actor, action, resource_type, resource_id, organization_id, diff, request_id, reason)
        SELECT e.actor_id, e.actor, e.action, e.resource_type, e.resource_id, e.organization_id, e.diff, e.request_id, e.reason
          FROM jsonb_to_recordset($1::jsonb) AS e(actor_id uuid, actor text, action text, resource_type text,
@@ -78,6 +79,7 @@ export class AuditRepository {
           })),
         ),
       ],
+      'aigov_audit_insert_many',
     );
   }
 

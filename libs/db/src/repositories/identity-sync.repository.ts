@@ -76,6 +76,7 @@ export class IdentitySyncRepository {
       `INSERT INTO identity_applied_events (event_id, type, event_time) VALUES ($1, $2, $3)
        ON CONFLICT (event_id) DO NOTHING RETURNING 1`,
       [eventId, type, time],
+      'aigov_identity_mark_event',
     );
     return rows.length > 0;
   }
@@ -100,6 +101,7 @@ export class IdentitySyncRepository {
         WHERE v.time <= EXCLUDED.time
        RETURNING key`,
       [entity, [...new Set(keys)], time, eventId],
+      'aigov_identity_claim_versions',
     );
     return new Set(rows.map((r) => r.key));
   }
@@ -110,6 +112,7 @@ export class IdentitySyncRepository {
       this.db,
       'SELECT time FROM identity_versions WHERE entity = $1 AND key = $2',
       [entity, key],
+      'aigov_identity_version_of',
     );
     return rows[0]?.time ?? null;
   }
@@ -125,6 +128,7 @@ export class IdentitySyncRepository {
     e: EventStart & { unlessOrganization?: string },
   ): Promise<'fresh' | 'duplicate' | 'stale' | 'everyone'> {
     const { state } = await this.begin<object>(
+      'plain',
       e,
       `SELECT NOT ($6::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid)) AS ok`,
       [e.unlessOrganization ?? null],
@@ -141,6 +145,7 @@ export class IdentitySyncRepository {
     e: EventStart & { organizationId: string; userId: string },
   ): Promise<{ state: BeginState; context: MemberContext }> {
     return this.begin<MemberContext>(
+      'org_member_added',
       e,
       `SELECT c.*, c."organizationExists" AND c.username IS NOT NULL AS ok FROM (
          SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
@@ -161,6 +166,7 @@ export class IdentitySyncRepository {
     e: EventStart & { groupId: string; userId: string },
   ): Promise<{ state: BeginState; context: GroupMemberContext }> {
     return this.begin<GroupMemberContext>(
+      'group_member_added',
       e,
       `SELECT c.*, NOT c.everyone AND c."organizationId" IS NOT NULL AND c.username IS NOT NULL
                    AND c."organizationMember"
@@ -189,6 +195,7 @@ export class IdentitySyncRepository {
    * when `ok`. The request id is set first, in the same statement.
    */
   private async begin<C extends object>(
+    name: string,
     e: EventStart,
     gate: string,
     gateParams: unknown[],
@@ -210,6 +217,7 @@ export class IdentitySyncRepository {
          RETURNING 1)
        SELECT gate.*, EXISTS (SELECT 1 FROM ev) AS fresh, (SELECT count(*)::int FROM claim) AS claimed FROM gate`,
       [e.eventId, e.type, e.time, e.entity, keys, ...gateParams],
+      `aigov_identity_begin_${name}`,
     );
     const { ok, fresh, claimed, ...context } = rows[0];
     const state: BeginState = !ok
@@ -238,6 +246,14 @@ export class IdentitySyncRepository {
     time: Date,
     eventId: string,
   ): Promise<{ found: number; claimed: string[] }> {
+    const kind =
+      'organizationId' in of && 'userId' in of
+        ? 'member'
+        : 'userId' in of
+          ? 'user'
+          : 'groupId' in of
+            ? 'group'
+            : 'organization';
     const [sql, params] =
       'organizationId' in of && 'userId' in of
         ? [
@@ -274,6 +290,7 @@ export class IdentitySyncRepository {
          RETURNING key)
        SELECT (SELECT count(*)::int FROM d) AS found, ARRAY(SELECT key FROM claim ORDER BY key) AS claimed`,
       [time, eventId, ...params],
+      `aigov_identity_tombstone_${kind}`,
     );
     return rows[0];
   }
@@ -281,7 +298,12 @@ export class IdentitySyncRepository {
   // Users
 
   async lockUser(id: string): Promise<User | null> {
-    const rows = await q<User[]>(this.db, `SELECT ${USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE`, [id]);
+    const rows = await q<User[]>(
+      this.db,
+      `SELECT ${USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE`,
+      [id],
+      'aigov_identity_lock_user',
+    );
     return rows[0] ?? null;
   }
 
@@ -291,6 +313,7 @@ export class IdentitySyncRepository {
       `INSERT INTO users (id, username, email, name, status) VALUES ($1, $2, $3, $4, $5)
        RETURNING ${USER_COLUMNS}`,
       [u.id, u.username, u.email, u.name ?? null, u.status ?? 'active'],
+      'aigov_identity_insert_user',
     );
     return rows[0];
   }
@@ -303,6 +326,7 @@ export class IdentitySyncRepository {
               status = coalesce($6, status), updated_at = now()
         WHERE id = $1 RETURNING ${USER_COLUMNS}`,
       [u.id, u.username, u.email, u.name !== undefined, u.name ?? null, u.status ?? null],
+      'aigov_identity_update_user',
     );
     return rows[0] ?? null;
   }
@@ -355,6 +379,7 @@ export class IdentitySyncRepository {
       this.db,
       `SELECT ${ORG_COLUMNS} FROM organizations WHERE id = $1 FOR UPDATE`,
       [id],
+      'aigov_identity_lock_organization',
     );
     return rows[0] ?? null;
   }
@@ -402,6 +427,7 @@ export class IdentitySyncRepository {
       this.db,
       'SELECT roles FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
       [organizationId, userId],
+      'aigov_identity_lock_org_member',
     );
     return rows[0]?.roles ?? null;
   }
@@ -411,6 +437,7 @@ export class IdentitySyncRepository {
       this.db,
       'INSERT INTO organization_members (organization_id, user_id, roles) VALUES ($1, $2, $3)',
       [organizationId, userId, roles],
+      'aigov_identity_insert_org_member',
     );
   }
 
@@ -420,6 +447,7 @@ export class IdentitySyncRepository {
       `UPDATE organization_members SET roles = $3::text[], updated_at = now()
         WHERE organization_id = $1 AND user_id = $2`,
       [organizationId, userId, roles],
+      'aigov_identity_set_org_member_roles',
     );
   }
 
@@ -434,6 +462,7 @@ export class IdentitySyncRepository {
         WHERE m.organization_id = $1 AND m.user_id = $2 AND u.id = m.user_id
         RETURNING m.roles, u.username`,
       [organizationId, userId],
+      'aigov_identity_delete_org_member',
     );
     return rows[0] ?? null;
   }
@@ -451,9 +480,12 @@ export class IdentitySyncRepository {
   // Groups
 
   async lockGroup(id: string): Promise<Group | null> {
-    const rows = await q<Group[]>(this.db, `SELECT ${GROUP_COLUMNS} FROM groups WHERE id = $1 FOR UPDATE`, [
-      id,
-    ]);
+    const rows = await q<Group[]>(
+      this.db,
+      `SELECT ${GROUP_COLUMNS} FROM groups WHERE id = $1 FOR UPDATE`,
+      [id],
+      'aigov_identity_lock_group',
+    );
     return rows[0] ?? null;
   }
 
@@ -505,6 +537,7 @@ export class IdentitySyncRepository {
       this.db,
       `INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id`,
       [groupId, userId],
+      'aigov_identity_add_group_member',
     );
     return rows.length > 0;
   }
@@ -520,6 +553,7 @@ export class IdentitySyncRepository {
         WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.id = gm.group_id AND u.id = gm.user_id
         RETURNING g.name, g.organization_id AS "organizationId", u.username`,
       [groupId, userId],
+      'aigov_identity_remove_group_member',
     );
     const r = rows[0];
     return r

@@ -79,6 +79,10 @@ export interface Page {
   offset: number;
 }
 
+interface PgClient {
+  query(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
 /**
  * Runs one statement and returns its rows. TypeORM's postgres driver answers UPDATE and DELETE
  * (even with RETURNING) as `[rows, rowCount]`; this evens that out so callers always get rows.
@@ -101,6 +105,14 @@ export async function q<T extends unknown[]>(
         : await pool.query(text, params);
       return result.rows as T;
     }
+  }
+  if (prepareAs && !(db instanceof DataSource) && db.queryRunner && !db.queryRunner.isReleased) {
+    // Inside a transaction: the same connection, asked for a named statement (QueryRunner.connect
+    // hands out the driver's client), so that a statement run for every event of a batch is
+    // parsed and planned once per connection instead of every time.
+    const client = (await db.queryRunner.connect()) as PgClient;
+    const result = await client.query({ name: prepareAs, text, values: params });
+    return result.rows as T;
   }
   const result: unknown = await db.query(text, params);
   if (
