@@ -10,6 +10,7 @@ import { MEMBERSHIP_LISTENER_ACTOR, PRICING_WORKER_ACTOR } from '@aigov/contract
 import { q, type Group, type OrgRole } from '@aigov/db';
 import type { Actor, Stores } from '@aigov/authz';
 import type { DataSource } from 'typeorm';
+import { Stores as StoresOn } from './stores';
 import type { World } from './stores.int-spec-helpers';
 
 // The shape of stores.int-spec.ts's scenarios, narrowed to what these cases use (a refusal is
@@ -391,6 +392,23 @@ export const IDENTITY_SYNC_CASES: Record<string, AnyScenario[]> = {
         assert.equal(seen?.toISOString(), T2.toISOString());
         assert.equal(unseen, null);
       },
+      allow: ALLOW,
+      deny: DENY,
+    }),
+  ],
+
+  'IdentitySyncStore.beginBatch': [
+    scenario({
+      title: 'the planner avoids sequential scans for the rest of the transaction, and only there',
+      act: async (_s, a, _f, w) => {
+        const inside = await w.ds.transaction(async (em) => {
+          await new StoresOn(em).identity.beginBatch(a);
+          return em.query<{ enable_seqscan: string }[]>('SHOW enable_seqscan');
+        });
+        const after = await w.ds.query<{ enable_seqscan: string }[]>('SHOW enable_seqscan');
+        return [inside[0].enable_seqscan, after[0].enable_seqscan];
+      },
+      expect: (r) => assert.deepEqual(r, ['off', 'on']),
       allow: ALLOW,
       deny: DENY,
     }),

@@ -55,6 +55,12 @@ export class IdentitySyncStore {
 
   // Bookkeeping of events
 
+  /** Prepares the transaction for a batch of events (IdentitySyncRepository.beginBatch). */
+  async beginBatch(actor: Actor): Promise<void> {
+    this.check(actor);
+    await this.sync.beginBatch();
+  }
+
   /** False when the event was applied before. */
   async markEventApplied(actor: Actor, eventId: string, type: string, time: Date): Promise<boolean> {
     this.check(actor);

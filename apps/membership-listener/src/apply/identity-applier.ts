@@ -257,6 +257,7 @@ export class IdentityApplier implements IdentityEventApplier {
 
   private run(events: readonly IdentityEvent[], savepoints: boolean): Promise<ApplyOutcome[]> {
     return this.stores.transaction(null, async (tx) => {
+      await tx.identity.beginBatch(A);
       const audit = tx.deferredAudit();
       const outcomes: ApplyOutcome[] = [];
       for (const e of events) {
