@@ -279,36 +279,45 @@ describe('membership-listener process: retries, dead letters, repeats and order'
     );
   });
 
-  // KNOWN BUG, kept as a failing test so it turns red (to be made `it`) once fixed. An
-  // organization.member.removed applied after a newer group.member.added (two instances, or a
-  // redelivery) takes the group membership with it: the removal checks only the organization
-  // membership's time, and the database removes the user's group memberships in the organization
-  // with it. The rejoin (t2) restores the organization membership but nothing restores the group
-  // membership of t3, which stays recorded as applied.
-  it.failing('a group membership survives an older organization removal applied after it', async () => {
+  // Out of time order (two instances, a redelivery): an organization removal applied after a
+  // newer group addition must not take that group membership with it, since the addition proves
+  // the user rejoined in between; the group memberships older than the removal still go.
+  it('a group membership survives an older organization removal applied after it', async () => {
     const org = randomUUID();
-    const group = randomUUID();
+    const [before, after, late] = [randomUUID(), randomUUID(), randomUUID()];
     const gail = randomUUID();
     await publishAll(nc, [
       event('identity.organization.upserted', { organization_id: org, name: 'rejoined' }, at()),
-      event('identity.group.upserted', { group_id: group, organization_id: org, name: 'Rejoined' }, at()),
+      event('identity.group.upserted', { group_id: before, organization_id: org, name: 'Before' }, at()),
+      event('identity.group.upserted', { group_id: after, organization_id: org, name: 'After' }, at()),
+      event('identity.group.upserted', { group_id: late, organization_id: org, name: 'Late' }, at()),
       user(gail, 'gail-rejoins'),
     ]);
-    const t0 = at();
-    const t1 = at();
-    const t2 = at();
-    const t3 = at();
-    // Time order: joins (t0), leaves (t1), rejoins (t2), joins the group (t3): she ends in both.
+    const [joins, joinsLate, joinsBefore, leaves, rejoins, joinsAfter] = [at(), at(), at(), at(), at(), at()];
+    const leave = event(
+      'identity.organization.member.removed',
+      { organization_id: org, user_id: gail },
+      leaves,
+    );
+    // In time order she joins, joins Late and Before, leaves (and so both), rejoins, joins After.
     await publishAll(nc, [
-      event('identity.organization.member.added', { organization_id: org, user_id: gail }, t0),
-      event('identity.group.member.added', { group_id: group, user_id: gail }, t3),
-      event('identity.organization.member.removed', { organization_id: org, user_id: gail }, t1),
-      event('identity.organization.member.added', { organization_id: org, user_id: gail }, t2),
+      event('identity.organization.member.added', { organization_id: org, user_id: gail }, joins),
+      event('identity.group.member.added', { group_id: before, user_id: gail }, joinsBefore),
+      event('identity.group.member.added', { group_id: after, user_id: gail }, joinsAfter),
+      leave,
+      event('identity.organization.member.added', { organization_id: org, user_id: gail }, rejoins),
+      // From before she left, arriving last: it lost to the removal.
+      event('identity.group.member.added', { group_id: late, user_id: gail }, joinsLate),
     ]);
     await settled();
     expect(await rows('SELECT user_id FROM organization_members WHERE organization_id = $1', [org])).toEqual([
       { user_id: gail },
     ]);
-    expect(await groupMembers(group)).toEqual([gail]);
+    expect(await groupMembers(before)).toEqual([]);
+    expect(await groupMembers(after)).toEqual([gail]);
+    expect(await groupMembers(late)).toEqual([]);
+    expect(
+      await rows('SELECT actor, action, resource_id FROM audit_logs WHERE request_id = $1', [leave.id]),
+    ).toEqual([{ actor: 'system:membership-listener', action: 'delete', resource_id: `${before}/${gail}` }]);
   });
 });

@@ -111,11 +111,7 @@ describe('membership-listener processes on a shared database', () => {
     };
     const [a, b] = await Promise.all([startListener('listener-a', env), startListener('listener-b', env)]);
     running.push(a, b);
-    const h = identityHistory(2_000, 2, 'pair', {
-      // Left out until the listener keeps a group membership newer than an organization
-      // removal applied after it (the failing test in membership-listener-events.e2e-spec.ts).
-      groupAddsAfterRejoin: false,
-    });
+    const h = identityHistory(2_000, 2, 'pair');
     await publishAll(nc, h.messages, 100);
     await waitFor('every event handled', () => consumerSettled(nc), SETTLE_MS, 250);
 

@@ -191,20 +191,9 @@ export interface History {
  * earlier event (same id). Every event is valid where it stands in time order (a group member is
  * a member of the organization then), times are distinct milliseconds in publish order, and the
  * expected state is that order applied by a tiny model.
- *
- * `groupAddsAfterRejoin: false` leaves out group additions for a user who rejoined the group's
- * organization: applied before an older organization.member.removed (two instances, out of time
- * order), the listener loses them (see the failing test in membership-listener-events).
+
  */
-export function identityHistory(
-  total: number,
-  seed: number,
-  tag: string,
-  opts: { groupAddsAfterRejoin?: boolean } = {},
-): History {
-  const groupAddsAfterRejoin = opts.groupAddsAfterRejoin ?? true;
-  /** `<organization id>/<user id>` of memberships that were removed at some point. */
-  const everRemoved = new Set<string>();
+export function identityHistory(total: number, seed: number, tag: string): History {
   const rnd = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   let clock = Date.parse('2026-11-01T00:00:00.000Z') + seed * 10_000_000;
@@ -270,13 +259,9 @@ export function identityHistory(
       const org = pick(orgs);
       push('identity.organization.member.removed', { organization_id: org, user_id: user });
       expected.orgMembers.delete(`${org}/${user}`);
-      everRemoved.add(`${org}/${user}`);
       for (const [group, o] of groupOrg) if (o === org) expected.groupMembers.delete(`${group}/${user}`);
     } else if (r < 0.75) {
-      const candidates = groups.filter((gr) => {
-        const membership = `${groupOrg.get(gr)}/${user}`;
-        return expected.orgMembers.has(membership) && (groupAddsAfterRejoin || !everRemoved.has(membership));
-      });
+      const candidates = groups.filter((gr) => expected.orgMembers.has(`${groupOrg.get(gr)}/${user}`));
       if (candidates.length === 0) continue;
       const group = pick(candidates);
       push(

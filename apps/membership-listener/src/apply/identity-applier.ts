@@ -83,6 +83,23 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   'identity.organization.member.removed': async (c, d) => {
     const done = await begin(c, 'organization_member', `${d.organization_id}/${d.user_id}`);
     if (done) return done;
+    // A group membership in the organization applied with a later time proves that the user was a
+    // member again by then (that rejoin is still on its way). Removing the member would take it
+    // away for good: keep the member and the newer memberships; the older ones go, and every
+    // membership of the user in the organization's groups counts as removed at this time (the
+    // kept organization membership no longer stops a late addition from before it).
+    const memberships = await c.store.groupMembershipsInOrganization(A, d.organization_id, d.user_id);
+    const older: string[] = [];
+    for (const key of memberships) {
+      if (!newer(c, await c.store.versionOf(A, 'group_member', key))) older.push(key);
+    }
+    if (older.length < memberships.length) {
+      const groups = await c.store.groupsOfOrganization(A, d.organization_id);
+      const keys = groups.map((g) => `${g.id}/${d.user_id}`);
+      await c.store.claimVersions(A, 'group_member', keys, c.time, c.id);
+      for (const key of older) await c.store.removeGroupMember(A, key.slice(0, key.indexOf('/')), d.user_id);
+      return APPLIED;
+    }
     // The group memberships this removal takes away count as removed at its time too.
     await c.store.tombstoneDependents(
       A,
