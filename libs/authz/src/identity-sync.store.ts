@@ -374,10 +374,14 @@ export class IdentitySyncStore {
     });
   }
 
-  /** Explicit group memberships (`group/user`) in the organization. */
-  async groupMembershipsInOrganization(actor: Actor, organizationId: string): Promise<string[]> {
+  /** Explicit group memberships (`group/user`) in the organization, optionally of one user. */
+  async groupMembershipsInOrganization(
+    actor: Actor,
+    organizationId: string,
+    userId: string | null = null,
+  ): Promise<string[]> {
     this.check(actor);
-    return this.sync.groupMembershipsInOrganization(organizationId);
+    return this.sync.groupMembershipsInOrganization(organizationId, userId);
   }
 
   // Snapshot parts
