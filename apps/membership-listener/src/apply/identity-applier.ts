@@ -114,13 +114,16 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
       c.id,
     );
     if ((await c.store.claimVersions(A, 'organization_member', [`${o}/${u}`], c.time, c.id)).size > 0) {
-      // A group membership newer than the removal proves a rejoin between them that has not
-      // arrived yet: removing the membership now would take that group membership with it.
-      if (ended.size < groups.found) return { kind: 'retry', reason: `a rejoin of ${o}/${u} comes first` };
-      await c.store.removeOrganizationMember(A, o, u);
-      return APPLIED;
+      if (ended.size === groups.found) {
+        await c.store.removeOrganizationMember(A, o, u);
+        return APPLIED;
+      }
+      // A group membership newer than the removal proves a rejoin between them, still on its
+      // way: the organization membership and the newer group memberships stay (as they will
+      // after the rejoin), the older group memberships go.
     }
-    // A rejoin after the removal is applied already: the membership stays, older group ones go.
+    // A rejoin after the removal (applied, or proven by a newer group membership): the
+    // membership stays, the older group memberships go.
     for (const key of ended) await c.store.removeGroupMember(A, key.split('/')[0], u);
     return ended.size > 0 || noted.size > 0 ? APPLIED : STALE;
   },
