@@ -7,6 +7,7 @@ describe('loadConfig', () => {
       ackWaitMs: 30_000,
       retryBackoffMs: [1_000, 2_000, 5_000, 10_000, 30_000],
       batchSize: 100,
+      concurrency: 4,
     });
     expect(
       loadConfig({
@@ -14,8 +15,9 @@ describe('loadConfig', () => {
         IDENTITY_ACK_WAIT_MS: '2000',
         IDENTITY_RETRY_BACKOFF_MS: '100, 200',
         IDENTITY_BATCH_SIZE: '1',
+        IDENTITY_CONCURRENCY: '4',
       }).identity,
-    ).toEqual({ maxDeliver: 3, ackWaitMs: 2_000, retryBackoffMs: [100, 200], batchSize: 1 });
+    ).toEqual({ maxDeliver: 3, ackWaitMs: 2_000, retryBackoffMs: [100, 200], batchSize: 1, concurrency: 4 });
     let err: unknown;
     try {
       loadConfig({
@@ -23,6 +25,7 @@ describe('loadConfig', () => {
         IDENTITY_ACK_WAIT_MS: '10',
         IDENTITY_RETRY_BACKOFF_MS: '100,,x',
         IDENTITY_BATCH_SIZE: '5000',
+        IDENTITY_CONCURRENCY: '0',
       });
     } catch (e) {
       err = e;
@@ -30,6 +33,7 @@ describe('loadConfig', () => {
     expect((err as ConfigError).problems.map((p) => p.variable).sort()).toEqual([
       'IDENTITY_ACK_WAIT_MS',
       'IDENTITY_BATCH_SIZE',
+      'IDENTITY_CONCURRENCY',
       'IDENTITY_MAX_DELIVER',
       'IDENTITY_RETRY_BACKOFF_MS',
     ]);

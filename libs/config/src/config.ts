@@ -42,6 +42,8 @@ export interface IdentityConsumerSettings {
   retryBackoffMs: number[];
   /** Events fetched and applied together, in one database transaction. */
   batchSize: number;
+  /** Batches applied at once, each in its own transaction (and database connection). */
+  concurrency: number;
 }
 
 export const DEFAULT_IDENTITY_CONSUMER: IdentityConsumerSettings = {
@@ -49,6 +51,7 @@ export const DEFAULT_IDENTITY_CONSUMER: IdentityConsumerSettings = {
   ackWaitMs: 30_000,
   retryBackoffMs: [1_000, 2_000, 5_000, 10_000, 30_000],
   batchSize: 100,
+  concurrency: 4,
 };
 
 export const DEFAULT_MODELS_DEV_URL = 'https://models.dev/api.json';
@@ -193,6 +196,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     ),
     retryBackoffMs: DEFAULT_IDENTITY_CONSUMER.retryBackoffMs,
     batchSize: int('IDENTITY_BATCH_SIZE', 1, 1_000, DEFAULT_IDENTITY_CONSUMER.batchSize, 'events'),
+    concurrency: int('IDENTITY_CONCURRENCY', 1, 16, DEFAULT_IDENTITY_CONSUMER.concurrency, 'batches'),
   };
   const backoffRaw = raw('IDENTITY_RETRY_BACKOFF_MS');
   if (backoffRaw !== undefined) {

@@ -89,6 +89,9 @@ describe('identity consumer on a real nats-server', () => {
       ackWaitMs: 5_000,
       retryBackoffMs: [200],
       batchSize: 20,
+      // One batch at a time: these tests follow single batches (concurrency is the e2e tests' and
+      // the bench's).
+      concurrency: 1,
       lagPollMs: 200,
       idlePollMs: 1_000,
       ...overrides,

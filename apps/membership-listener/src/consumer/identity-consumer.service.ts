@@ -134,9 +134,22 @@ export class IdentityConsumerService
     return this.setupProblem ?? this.fetchProblem ?? this.databaseProblem;
   }
 
+  /**
+   * Fetches and applies batches, up to `concurrency` of them at once (each in its own
+   * transaction): while one waits for the database the next is on its way. A batch that touches
+   * what a batch in flight touches waits for it (touchedBy), so events about the same things are
+   * applied in stream order, as with one batch at a time. Nothing is fetched while a batch is
+   * held for the database.
+   */
   private async run(): Promise<void> {
     let failures = 0;
+    const inFlight = new Map<Promise<void>, Touched>();
+    const settled = () => Promise.race(inFlight.keys());
     while (!this.stopping) {
+      if (inFlight.size >= this.options.concurrency || (inFlight.size > 0 && this.databaseProblem)) {
+        await settled();
+        continue;
+      }
       let batch: JsMsg[];
       try {
         batch = await this.fetchBatch();
@@ -151,8 +164,13 @@ export class IdentityConsumerService
         await this.recover();
         continue;
       }
-      if (batch.length > 0) await this.handleBatch(batch);
+      if (batch.length === 0) continue;
+      const touched = touchedBy(batch);
+      while (overlaps(touched, inFlight)) await settled();
+      const handled: Promise<void> = this.handleBatch(batch).finally(() => inFlight.delete(handled));
+      inFlight.set(handled, touched);
     }
+    await Promise.all(inFlight.keys());
   }
 
   /**
@@ -464,4 +482,58 @@ export class IdentityConsumerService
       if (missing) await this.recover();
     }
   }
+}
+
+/**
+ * What a batch's events touch, for ordering batches in flight: group memberships by pair, users
+ * (their organization memberships, which reach their group memberships), and `all` for events
+ * that reach many things at once (snapshots, organization and group upserts and deletions).
+ */
+interface Touched {
+  all: boolean;
+  users: Set<string>;
+  pairs: Set<string>;
+  pairUsers: Set<string>;
+}
+
+/**
+ * Read straight from the JSON, before validation: a message that does not parse touches nothing
+ * (it is dead-lettered, changing no row).
+ */
+function touchedBy(batch: readonly JsMsg[]): Touched {
+  const t: Touched = { all: false, users: new Set(), pairs: new Set(), pairUsers: new Set() };
+  for (const msg of batch) {
+    let data: Record<string, unknown>;
+    try {
+      const parsed = (JSON.parse(new TextDecoder().decode(msg.data)) as { data?: unknown }).data;
+      if (typeof parsed !== 'object' || parsed === null) continue;
+      data = parsed as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const user = typeof data.user_id === 'string' ? data.user_id.toLowerCase() : null;
+    const group = typeof data.group_id === 'string' ? data.group_id.toLowerCase() : null;
+    if (msg.subject.startsWith('identity.group.member.') && user && group) {
+      t.pairs.add(`${group}/${user}`);
+      t.pairUsers.add(user);
+    } else if (
+      (msg.subject.startsWith('identity.user.') || msg.subject.startsWith('identity.organization.member.')) &&
+      user
+    ) {
+      t.users.add(user);
+    } else {
+      t.all = true;
+    }
+  }
+  return t;
+}
+
+const meets = (a: ReadonlySet<string>, b: ReadonlySet<string>) => [...a].some((x) => b.has(x));
+
+function overlaps(t: Touched, inFlight: ReadonlyMap<unknown, Touched>): boolean {
+  for (const o of inFlight.values()) {
+    if (t.all || o.all || meets(t.users, o.users) || meets(t.pairs, o.pairs)) return true;
+    if (meets(t.users, o.pairUsers) || meets(o.users, t.pairUsers)) return true;
+  }
+  return false;
 }
