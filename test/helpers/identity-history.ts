@@ -692,3 +692,36 @@ export function inBatches<T>(events: readonly T[], r: Random, min = 1, max = 100
   }
   return out;
 }
+
+/** The database's identity rows in the model's terms (rows that existed before are left out). */
+export async function databaseState(
+  query: <T>(sql: string) => Promise<T[]>,
+  before: ReadonlySet<string>,
+): Promise<FlatState> {
+  const lines = async (sql: string) => (await query<{ line: string }>(sql)).map((r) => r.line).sort();
+  const users = (
+    await query<{ id: string; line: string }>(
+      `SELECT id, id || ' ' || username || ' ' || email || ' ' || coalesce(name, 'null') || ' ' || status AS line
+         FROM users`,
+    )
+  )
+    .filter((u) => !before.has(u.id))
+    .map((u) => u.line)
+    .sort();
+  return {
+    users,
+    organizations: await lines(
+      `SELECT id || ' ' || name || ' ' || coalesce(display_name, 'null') AS line FROM organizations`,
+    ),
+    members: await lines(
+      `SELECT organization_id || '/' || user_id || ' [' ||
+              array_to_string(ARRAY(SELECT unnest(roles) ORDER BY 1), '+') || ']' AS line
+         FROM organization_members`,
+    ),
+    groups: await lines(
+      `SELECT id || ' ' || organization_id || ' ' || name || ' ' || coalesce(display_name, 'null') AS line
+         FROM groups WHERE id <> organization_id`,
+    ),
+    groupMembers: await lines(`SELECT group_id || '/' || user_id AS line FROM group_members`),
+  };
+}

@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import {
   Random,
+  databaseState,
   differences,
   flatten,
   generateHistory,
@@ -14,7 +15,6 @@ import {
   reorderLocally,
   toIdentityEvent,
   withDuplicates,
-  type FlatState,
   type IdentityCloudEvent,
 } from '../../../../test/helpers/identity-history';
 import type { ApplyOutcome } from './applier';
@@ -45,36 +45,6 @@ interface Run {
   overridesCreated: number;
   generatedMillis: number;
   millis: number;
-}
-
-/** The database's identity rows in the model's terms (rows that existed before are left out). */
-async function databaseState(ds: DataSource, before: Set<string>): Promise<FlatState> {
-  const lines = async (sql: string) => (await ds.query<{ line: string }[]>(sql)).map((r) => r.line).sort();
-  const users = (
-    await ds.query<{ id: string; line: string }[]>(
-      `SELECT id, id || ' ' || username || ' ' || email || ' ' || coalesce(name, 'null') || ' ' || status AS line
-         FROM users`,
-    )
-  )
-    .filter((u) => !before.has(u.id))
-    .map((u) => u.line)
-    .sort();
-  return {
-    users,
-    organizations: await lines(
-      `SELECT id || ' ' || name || ' ' || coalesce(display_name, 'null') AS line FROM organizations`,
-    ),
-    members: await lines(
-      `SELECT organization_id || '/' || user_id || ' [' ||
-              array_to_string(ARRAY(SELECT unnest(roles) ORDER BY 1), '+') || ']' AS line
-         FROM organization_members`,
-    ),
-    groups: await lines(
-      `SELECT id || ' ' || organization_id || ' ' || name || ' ' || coalesce(display_name, 'null') AS line
-         FROM groups WHERE id <> organization_id`,
-    ),
-    groupMembers: await lines(`SELECT group_id || '/' || user_id AS line FROM group_members`),
-  };
 }
 
 /**
@@ -208,7 +178,7 @@ describe.each(SEEDS)('convergence of a random identity history (seed %i)', (seed
 
   it('ends in exactly the state the source intended', async () => {
     const intended = flatten(model(run.history));
-    const actual = await databaseState(ds, usersBefore);
+    const actual = await databaseState((sql) => ds.query(sql), usersBefore);
     expect(differences(intended, actual)).toEqual([]);
     // Not vacuous: the intended state has something of everything.
     for (const rows of Object.values(intended)) expect((rows as string[]).length).toBeGreaterThan(3);
