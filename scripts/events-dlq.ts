@@ -1,14 +1,13 @@
-import { ConfigError, describeNatsSettings, loadConfig } from '@aigov/config';
+import { describeNatsSettings } from '@aigov/config';
 import {
   DLQ_STREAM,
   IDENTITY_DLQ_SUBJECT,
-  connectNats,
   originalPayload,
   parseDeadLetter,
   type NatsConnection,
 } from '@aigov/contracts';
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { Io } from './events-publish';
+import { scriptNats, stdio, type Io } from './script-nats';
 
 /**
  * npm run events:dlq -- list [--limit N]
@@ -18,11 +17,6 @@ import type { Io } from './events-publish';
  * letter. Exit 0 on success; 1 on a NATS problem or a dead letter that could not be replayed; 2 on usage.
  */
 const USAGE = 'usage: npm run events:dlq -- list [--limit N] | replay [--seq N]';
-
-const stdio: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
 
 type Command = { kind: 'list'; limit: number } | { kind: 'replay'; seq: number | null };
 
@@ -54,27 +48,9 @@ export async function main(
     io.err(USAGE);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(err.message);
-      return 1;
-    }
-    throw err;
-  }
-  if (!config.natsEnabled) {
-    io.err('NATS_ENABLED=false: there is no NATS, hence no dead letters.');
-    return 1;
-  }
-  let nc: NatsConnection;
-  try {
-    nc = await connectNats(config.nats, 'aigov-events-dlq');
-  } catch (err) {
-    io.err((err as Error).message);
-    return 1;
-  }
+  const connected = await scriptNats(env, 'aigov-events-dlq', 'there is no NATS, hence no dead letters.', io);
+  if (typeof connected === 'number') return connected;
+  const { config, nc } = connected;
   try {
     return command.kind === 'list' ? await list(nc, command.limit, io) : await replay(nc, command.seq, io);
   } catch (err) {

@@ -1,6 +1,7 @@
-import { ConfigError, describeNatsSettings, loadConfig } from '@aigov/config';
-import { IDENTITY_SUBJECT_LIST, cloudEvent, connectNats, type NatsConnection } from '@aigov/contracts';
+import { describeNatsSettings } from '@aigov/config';
+import { IDENTITY_SUBJECT_LIST, cloudEvent } from '@aigov/contracts';
 import { jetstream } from '@nats-io/jetstream';
+import { scriptNats, stdio, type Io } from './script-nats';
 
 /**
  * npm run events:publish -- <subject> '<json data>'
@@ -12,16 +13,6 @@ export const SOURCE = 'aigov/events-publish';
 const USAGE =
   "usage: npm run events:publish -- <subject> '<json data>'\n" +
   `subjects: ${IDENTITY_SUBJECT_LIST.join(', ')}`;
-
-export interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
-
-const stdio: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
 
 export async function main(
   args: string[],
@@ -48,27 +39,14 @@ export async function main(
     io.err(`The data must be a JSON object like '{"user_id": "..."}'.\n${USAGE}`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(err.message);
-      return 1;
-    }
-    throw err;
-  }
-  if (!config.natsEnabled) {
-    io.err('NATS_ENABLED=false: there is no NATS to publish identity events on.');
-    return 1;
-  }
-  let nc: NatsConnection;
-  try {
-    nc = await connectNats(config.nats, 'aigov-events-publish');
-  } catch (err) {
-    io.err((err as Error).message);
-    return 1;
-  }
+  const connected = await scriptNats(
+    env,
+    'aigov-events-publish',
+    'there is no NATS to publish identity events on.',
+    io,
+  );
+  if (typeof connected === 'number') return connected;
+  const { config, nc } = connected;
   const where = describeNatsSettings(config.nats);
   try {
     const event = cloudEvent(subject, SOURCE, data);

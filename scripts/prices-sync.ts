@@ -1,5 +1,6 @@
-import { ConfigError, describeNatsSettings, loadConfig } from '@aigov/config';
-import { PRICE_SYNC_SOURCES, SUBJECTS, connectNats, type NatsConnection } from '@aigov/contracts';
+import { describeNatsSettings } from '@aigov/config';
+import { PRICE_SYNC_SOURCES, SUBJECTS } from '@aigov/contracts';
+import { scriptNats, stdio } from './script-nats';
 
 /**
  * npm run prices:sync -- embedded|upstream
@@ -22,27 +23,14 @@ async function main(args: string[]): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
-  if (!config.natsEnabled) {
-    process.stderr.write('NATS_ENABLED=false: there is no NATS to send pricing.sync on.\n');
-    return 1;
-  }
-  let nc: NatsConnection;
-  try {
-    nc = await connectNats(config.nats, 'aigov-prices-sync');
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    return 1;
-  }
+  const connected = await scriptNats(
+    process.env,
+    'aigov-prices-sync',
+    'there is no NATS to send pricing.sync on.',
+    stdio,
+  );
+  if (typeof connected === 'number') return connected;
+  const { config, nc } = connected;
   const timeout = config.priceSyncTimeoutMs;
   try {
     const reply = await nc.request(SUBJECTS.pricingSync, JSON.stringify({ source }), { timeout });
