@@ -40,7 +40,7 @@ function parseArgs(args: string[]): Command | null {
 
 export async function main(
   args: string[],
-  env: Record<string, string | undefined> = process.env,
+  env?: Record<string, string | undefined>,
   io: Io = stdio,
 ): Promise<number> {
   const command = parseArgs(args);

@@ -16,7 +16,7 @@ const USAGE =
 
 export async function main(
   args: string[],
-  env: Record<string, string | undefined> = process.env,
+  env?: Record<string, string | undefined>,
   io: Io = stdio,
 ): Promise<number> {
   if (args.length !== 2) {

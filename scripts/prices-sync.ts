@@ -24,7 +24,7 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const connected = await scriptNats(
-    process.env,
+    undefined,
     'aigov-prices-sync',
     'there is no NATS to send pricing.sync on.',
     stdio,

@@ -19,7 +19,8 @@ export const stdio: Io = {
  * unreachable).
  */
 export async function scriptNats(
-  env: Record<string, string | undefined>,
+  /** undefined: the process's environment, read by libs/config. */
+  env: Record<string, string | undefined> | undefined,
   name: string,
   disabled: string,
   io: Io,
