@@ -13,5 +13,6 @@ export * from './overrides.store';
 export * from './prices.store';
 export * from './audit.store';
 export * from './identity-sync.store';
+export * from './spend.store';
 export { UUID, notFound } from './store-checks';
 export type { DeferredAudit } from './audit-trail';

@@ -50,7 +50,9 @@ export const ROLE_TABLE = {
   'price.write': { site: ['owner'] },
   'price.sync': { site: ['owner'] },
   'audit.read': { site: ['owner', 'auditor'] },
-  'budget.enforce': { site: ['owner', 'ai-gateway'] },
+  'budget.enforce': { site: ['owner', 'ai-gateway'], system: ['system:ai-gateway'] },
+  // Expiring reservations, publishing threshold events, reconciling counters with the ledger.
+  'spend.maintain': { system: ['system:budget-api'] },
   // Identities, organizations, groups and memberships as the identity system publishes them.
   'identity.sync': { system: ['system:membership-listener'] },
 } as const satisfies Record<string, Rule>;

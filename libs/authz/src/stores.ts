@@ -7,6 +7,7 @@ import {
   OrganizationRepository,
   OverrideRepository,
   PriceQueryRepository,
+  SpendRepository,
   UserRepository,
   isRetryableTransactionError,
 } from '@aigov/db';
@@ -20,6 +21,7 @@ import { IdentitySyncStore } from './identity-sync.store';
 import { OrganizationStore } from './organizations.store';
 import { OverrideStore } from './overrides.store';
 import { PriceStore } from './prices.store';
+import { SpendStore } from './spend.store';
 import { UserStore } from './users.store';
 
 /**
@@ -40,6 +42,7 @@ export class Stores {
   readonly organizations: OrganizationStore;
   readonly overrides: OverrideStore;
   readonly identity: IdentitySyncStore;
+  readonly spend: SpendStore;
 
   /**
    * `requestId`: the request the changes belong to, written to their audit entries. Changing
@@ -63,6 +66,7 @@ export class Stores {
     this.organizations = new OrganizationStore(new OrganizationRepository(db), trail);
     this.overrides = new OverrideStore(this.users, this.groups, new OverrideRepository(db), groups, trail);
     this.identity = new IdentitySyncStore(new IdentitySyncRepository(db), trail);
+    this.spend = new SpendStore(new SpendRepository(db), this.users);
   }
 
   /**

@@ -18,3 +18,4 @@ export * from './repositories/override.repository';
 export * from './repositories/identity-sync.repository';
 export * from './database-errors';
 export * from './repositories/paging';
+export * from './repositories/spend.repository';
