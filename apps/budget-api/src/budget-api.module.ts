@@ -16,6 +16,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
 import { OverridesModule } from './overrides/overrides.module';
 import { PriceBookReadiness } from './price-book-readiness';
 import { PricesModule } from './prices/prices.module';
+import { SpendModule } from './spend/spend.module';
 import { UsersModule } from './users/users.module';
 
 export interface BudgetApiDeps {
@@ -33,6 +34,7 @@ export const FEATURE_MODULES = [
   BudgetsModule,
   OverridesModule,
   PricesModule,
+  SpendModule,
   AuditModule,
 ];
 
@@ -62,6 +64,8 @@ export class BudgetApiModule {
           maxSpendLimitMicros: deps.config.maxSpendLimitMicros,
           natsEnabled: deps.config.natsEnabled,
           priceSyncTimeoutMs: deps.config.priceSyncTimeoutMs,
+          budgetPeriod: deps.config.budgetPeriod,
+          unpricedUsage: deps.config.unpricedUsage,
         }),
         ...FEATURE_MODULES,
       ],

@@ -17,3 +17,4 @@ export * from './dto-validation';
 export * from './dead-letters';
 export * from './text';
 export * from './text.validators';
+export * from './budget-enforcement';
