@@ -12,9 +12,11 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * - `actor` comes from the transaction setting `aigov.actor` (the seed statement and the custom
  *   price statements set it themselves, in the same statement); unset, the change is still
  *   recorded, as `system:database`. `request_id` from `aigov.request_id`, like the cascade audit.
- * - `changed_at` is now(), the transaction's start, like the row's own updated_at: every change of
- *   one sync shares one time (they become visible together), and the history's times match the
- *   rows'. Changes of one transaction are ordered by id.
+ * - `changed_at` is clock_timestamp() when the trigger runs (the statement's end), once per
+ *   statement, not now() (the transaction's start): writers of one row are serialized by its row
+ *   lock, so the time of the write is in the order of the changes, while a transaction that began
+ *   earlier can write after one that began later. Every change of one sync shares one time; the
+ *   changes of one transaction keep their order by id.
  * - `before`/`after`: the four prices (integer micros per million tokens) and the tiers; null when
  *   the row did not exist / no longer exists. Only prices and tiers count as a change: an update
  *   that rewrites the same values (a custom PUT repeated) records nothing.
@@ -33,7 +35,7 @@ export class PriceHistory1765000000000 implements MigrationInterface {
         provider   text        NOT NULL,
         model      text        NOT NULL,
         source     text        NOT NULL,
-        changed_at timestamptz NOT NULL DEFAULT now(),
+        changed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
         actor      text        NOT NULL,
         request_id text,
         before     jsonb,
@@ -60,18 +62,19 @@ export class PriceHistory1765000000000 implements MigrationInterface {
       DECLARE
         who text := coalesce(nullif(current_setting('aigov.actor', true), ''), 'system:database');
         req text := nullif(current_setting('aigov.request_id', true), '');
+        stamp timestamptz := clock_timestamp();
       BEGIN
         IF TG_OP = 'INSERT' THEN
-          INSERT INTO ai_model_price_changes (provider, model, source, actor, request_id, before, after)
-          SELECT n.provider, n.model, n.source, who, req, NULL,
+          INSERT INTO ai_model_price_changes (provider, model, source, changed_at, actor, request_id, before, after)
+          SELECT n.provider, n.model, n.source, stamp, who, req, NULL,
                  ai_model_price_state(n.input_price, n.output_price, n.cache_read_price,
                                       n.cache_write_price, n.tiers)
             FROM new_prices n
            ORDER BY n.provider, n.model, n.source;
         ELSIF TG_OP = 'UPDATE' THEN
-          INSERT INTO ai_model_price_changes (provider, model, source, actor, request_id, before, after)
+          INSERT INTO ai_model_price_changes (provider, model, source, changed_at, actor, request_id, before, after)
           SELECT coalesce(n.provider, o.provider), coalesce(n.model, o.model), coalesce(n.source, o.source),
-                 who, req,
+                 stamp, who, req,
                  CASE WHEN o.provider IS NOT NULL THEN
                    ai_model_price_state(o.input_price, o.output_price, o.cache_read_price,
                                         o.cache_write_price, o.tiers) END,
@@ -87,8 +90,8 @@ export class PriceHistory1765000000000 implements MigrationInterface {
                  (n.input_price, n.output_price, n.cache_read_price, n.cache_write_price, n.tiers)
            ORDER BY 1, 2, 3;
         ELSE
-          INSERT INTO ai_model_price_changes (provider, model, source, actor, request_id, before, after)
-          SELECT o.provider, o.model, o.source, who, req,
+          INSERT INTO ai_model_price_changes (provider, model, source, changed_at, actor, request_id, before, after)
+          SELECT o.provider, o.model, o.source, stamp, who, req,
                  ai_model_price_state(o.input_price, o.output_price, o.cache_read_price,
                                       o.cache_write_price, o.tiers), NULL
             FROM old_prices o

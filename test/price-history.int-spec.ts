@@ -252,6 +252,62 @@ describe('price history (real PostgreSQL)', () => {
     ]);
   });
 
+  it('gives every change of one sync one time', async () => {
+    const provider = uniqueName('p');
+    const rows = Array.from({ length: 50 }, (_, i) => ({
+      provider,
+      model: `m${i}`,
+      input_price: i,
+      output_price: null,
+      cache_read_price: null,
+      cache_write_price: null,
+      tiers: null,
+    }));
+    await book.upsertDefaultPrices(JSON.stringify(rows), {
+      actor: WORKER,
+      source: 'upstream',
+      requestId: null,
+    });
+    const times = await ds.query<{ n: number; distinct_times: number }[]>(
+      `SELECT count(*)::int AS n, count(DISTINCT changed_at)::int AS distinct_times
+         FROM ai_model_price_changes WHERE provider = $1`,
+      [provider],
+    );
+    expect(times).toEqual([{ n: 50, distinct_times: 1 }]);
+  });
+
+  it('orders changes of one row as they were made, when a transaction that began earlier writes later', async () => {
+    const provider = uniqueName('p');
+    const early = ds.createQueryRunner();
+    const late = ds.createQueryRunner();
+    try {
+      await early.startTransaction();
+      await early.query('SELECT 1'); // its now() is fixed from here
+      await new Promise((r) => setTimeout(r, 20));
+      await late.startTransaction();
+      await new PriceQueryRepository(late.manager).upsertCustom(provider, 'm', input(1n), 'late');
+      await late.commitTransaction();
+      // The row exists and is unlocked now; the earlier transaction changes it last.
+      await new PriceQueryRepository(early.manager).upsertCustom(provider, 'm', input(2n), 'early');
+      await early.commitTransaction();
+    } finally {
+      await early.release();
+      await late.release();
+    }
+    const listed = await prices.listChanges(provider, 'm', { limit: 10, offset: 0 });
+    // Newest first: the change in force now (input 2) is the first, though its transaction began first.
+    expect(listed.changes.map((c) => [c.actor, c.after?.input_price])).toEqual([
+      ['early', 2],
+      ['late', 1],
+    ]);
+    const [current] = await ds.query<{ updated_at: Date }[]>(
+      `SELECT updated_at FROM ai_model_prices WHERE provider = $1`,
+      [provider],
+    );
+    // updated_at (now()) tells the other story, which is why the history does not use it.
+    expect(current.updated_at.getTime()).toBeLessThan(listed.changes[1].changedAt.getTime());
+  });
+
   it('lists one model newest first, with both sources, paged and counted', async () => {
     const provider = uniqueName('p');
     await book.upsertDefaultPrices(
@@ -268,7 +324,7 @@ describe('price history (real PostgreSQL)', () => {
       ]),
       { actor: WORKER, source: 'embedded', requestId: null },
     );
-    // Two changes in one transaction share changed_at: the id orders them.
+    // Two changes in one transaction: listed in the order they were made.
     await ds.transaction(async (em) => {
       const r = new PriceQueryRepository(em);
       await r.upsertCustom(provider, 'x/y:z', input(2n), 'alice');
@@ -291,8 +347,8 @@ describe('price history (real PostgreSQL)', () => {
       ['custom', 'alice', null, 2],
       ['default', WORKER, null, 1],
     ]);
-    expect(all.changes[0].changedAt.getTime()).toBeGreaterThan(all.changes[1].changedAt.getTime());
-    expect(all.changes[1].changedAt.getTime()).toBe(all.changes[2].changedAt.getTime());
+    const times = all.changes.map((c) => c.changedAt.getTime());
+    expect([...times].sort((a, b) => b - a)).toEqual(times);
 
     const second = await prices.listChanges(provider, 'x/y:z', { limit: 2, offset: 2 });
     expect(second).toMatchObject({ count: 4, countCapped: false });

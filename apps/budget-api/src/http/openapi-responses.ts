@@ -125,7 +125,7 @@ export const RESPONSE_SCHEMAS: Record<string, Schema> = {
   }),
   PriceChange: obj({
     source: { type: 'string', enum: ['default', 'custom'] },
-    changed_at: { ...time, description: "start of the changing transaction (the row's updated_at)" },
+    changed_at: { ...time, description: 'when the change was written (one time for all rows of a sync)' },
     actor: { type: 'string', description: 'username, or system:pricing-worker for syncs' },
     before: { allOf: [ref('PriceState')], nullable: true, description: 'null: the row did not exist' },
     after: { allOf: [ref('PriceState')], nullable: true, description: 'null: the row was deleted' },
