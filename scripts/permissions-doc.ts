@@ -78,8 +78,12 @@ const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
     routes: ['POST /organizations/{organization}/groups'],
   },
   'price.read': {
-    what: 'Read the price book',
-    routes: ['GET /ai/model-prices', 'GET /ai/model-prices/{provider}/{model}'],
+    what: 'Read the price book and its history',
+    routes: [
+      'GET /ai/model-prices',
+      'GET /ai/model-prices/{provider}/{model}',
+      'GET /ai/model-prices/{provider}/{model}/history',
+    ],
   },
   'price.write': {
     what: 'Set or delete a custom price',

@@ -243,6 +243,7 @@ describe('pg_dump and restore into an empty database', () => {
 
   it('the source holds rows in every table, the cascade audit entry among them', async () => {
     expect(before.map((d) => d.table)).toEqual([
+      'ai_model_price_changes',
       'ai_model_prices',
       'api_keys',
       'audit_logs',

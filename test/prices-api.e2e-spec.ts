@@ -698,6 +698,131 @@ describe('price book API (real PostgreSQL)', () => {
     });
   });
 
+  describe('GET /ai/model-prices/{provider}/{model}/history', () => {
+    interface Change {
+      source: string;
+      changed_at: string;
+      actor: string;
+      before: Record<string, unknown> | null;
+      after: Record<string, unknown> | null;
+    }
+    const historyPath = (provider: string, model: string) => `${pricePath(provider, model)}/history`;
+    const history = (path: string, who: Person = plain) =>
+      api.request<{ changes: Change[]; count: number }>('GET', path, { token: who.token });
+    const put = async (model: string, body: Record<string, unknown>) =>
+      expect(
+        (await api.request('PUT', pricePath('histco', model), { token: owner.token, body })).status,
+      ).toBe(200);
+
+    it('lists every change of both rows newest first, to any user, with the actor of each', async () => {
+      const model = 'accounts/h/models/m@v1';
+      // A default row written by hand in SQL: no actor named, so the database's.
+      await api.sql(
+        `INSERT INTO ai_model_prices (provider, model, source, input_price) VALUES ('histco', $1, 'default', 10)`,
+        [model],
+      );
+      await put(model, VALID_BODY);
+      await put(model, { ...VALID_BODY, input_price: 2_500_000, tiers: GPT_TIERS });
+      await put(model, { ...VALID_BODY, input_price: 2_500_000, tiers: GPT_TIERS }); // no change
+      expect((await api.request('DELETE', pricePath('histco', model), { token: owner.token })).status).toBe(
+        204,
+      );
+
+      const res = await history(historyPath('histco', model));
+      expect(res.status).toBe(200);
+      expect(Object.keys(res.body).sort()).toEqual(['changes', 'count']);
+      expect(res.body.count).toBe(4);
+      const [deleted, changed, created, seeded] = res.body.changes;
+      expect(Object.keys(deleted).sort()).toEqual(['actor', 'after', 'before', 'changed_at', 'source']);
+      expect(res.body.changes.map((c) => [c.source, c.actor])).toEqual([
+        ['custom', owner.username],
+        ['custom', owner.username],
+        ['custom', owner.username],
+        ['default', 'system:database'],
+      ]);
+      const first = { ...VALID_BODY, tiers: null };
+      const second = { ...VALID_BODY, input_price: 2_500_000, tiers: GPT_TIERS };
+      expect([deleted.before, deleted.after]).toEqual([second, null]);
+      expect([changed.before, changed.after]).toEqual([first, second]);
+      expect([created.before, created.after]).toEqual([null, first]);
+      expect(seeded.after).toEqual({
+        input_price: 10,
+        output_price: null,
+        cache_read_price: null,
+        cache_write_price: null,
+        tiers: null,
+      });
+      for (const c of res.body.changes) expect(new Date(c.changed_at).toISOString()).toBe(c.changed_at);
+      expect(Date.parse(deleted.changed_at)).toBeGreaterThanOrEqual(Date.parse(seeded.changed_at));
+
+      const paged = await history(`${historyPath('histco', model)}?limit=2&offset=1`, auditor);
+      expect(paged.status).toBe(200);
+      expect(paged.body.count).toBe(4);
+      expect(paged.body.changes).toEqual([changed, created]);
+    });
+
+    it('keeps a model id that ends in /history apart from the history route', async () => {
+      await put('x/history', VALID_BODY);
+      await put('x', { ...VALID_BODY, input_price: 1 });
+      // Encoded, `x/history` is a model: its price, and its own history.
+      const price = await api.request<Price>('GET', pricePath('histco', 'x/history'), { token: plain.token });
+      expect(price.status).toBe(200);
+      expect(price.body).toMatchObject({ model: 'x/history', input_price: VALID_BODY.input_price });
+      const own = await history(historyPath('histco', 'x/history'));
+      expect(own.body.changes.map((c) => c.after?.input_price)).toEqual([VALID_BODY.input_price]);
+      const ofX = await history(historyPath('histco', 'x'));
+      expect(ofX.body.changes.map((c) => c.after?.input_price)).toEqual([1]);
+      // More than one raw segment before /history is the wildcard's: a price lookup.
+      const raw = await api.request<ErrorBody>('GET', `${PRICES}/histco/a/b/history`, { token: plain.token });
+      expect(raw.status).toBe(404);
+      expect(raw.body.message).toContain('histco/a/b/history');
+    });
+
+    it('answers 404 only when the model has neither history nor a price row', async () => {
+      const none = await api.request<ErrorBody>('GET', historyPath('histco', 'never'), {
+        token: plain.token,
+      });
+      expect(none.status).toBe(404);
+      expect(none.body.message).toContain('histco/never');
+      // A row older than the history: 200 with an empty list.
+      await api.sql(
+        `INSERT INTO ai_model_prices (provider, model, source, input_price) VALUES ('histco', 'old', 'default', 1)`,
+      );
+      await api.sql(`DELETE FROM ai_model_price_changes WHERE provider = 'histco' AND model = 'old'`);
+      expect((await history(historyPath('histco', 'old'))).body).toEqual({ changes: [], count: 0 });
+      // A model whose only row was deleted: no price, but its history.
+      await put('gone', VALID_BODY);
+      expect((await api.request('DELETE', pricePath('histco', 'gone'), { token: owner.token })).status).toBe(
+        204,
+      );
+      expect((await api.request('GET', pricePath('histco', 'gone'), { token: plain.token })).status).toBe(
+        404,
+      );
+      const gone = await history(historyPath('histco', 'gone'));
+      expect(gone.status).toBe(200);
+      expect(gone.body.changes.map((c) => c.after === null)).toEqual([true, false]);
+    });
+
+    it('answers 401 without a token and 400 for a bad page, an unknown parameter or a bad path', async () => {
+      expect((await api.request('GET', historyPath('histco', 'x'))).status).toBe(401);
+      for (const [query, field] of [
+        ['limit=0', 'limit'],
+        ['offset=-1', 'offset'],
+        ['limit=1.5', 'limit'],
+        ['source=custom', 'source'],
+      ]) {
+        const res = await api.request('GET', `${historyPath('histco', 'x')}?${query}`, {
+          token: plain.token,
+        });
+        expect([query, res.status, fields(res.body)]).toEqual([query, 400, [field]]);
+      }
+      const badProvider = await api.request('GET', historyPath('HistCo', 'x'), { token: plain.token });
+      expect([badProvider.status, fields(badProvider.body)]).toEqual([400, ['provider']]);
+      const badModel = await api.request('GET', historyPath('histco', 'x\u0001'), { token: plain.token });
+      expect([badModel.status, fields(badModel.body)]).toEqual([400, ['model']]);
+    });
+  });
+
   describe('POST /ai/model-prices/sync with NATS disabled', () => {
     it('answers 503 to an owner and 403 to anyone else', async () => {
       const res = await api.request<ErrorBody>('POST', `${PRICES}/sync`, {

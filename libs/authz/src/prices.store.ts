@@ -3,13 +3,14 @@ import type {
   Counted,
   Page,
   PriceFilter,
+  PriceChangeRow,
   PriceInput,
   PriceQueryRepository,
   PriceRow,
   PriceTierRow,
 } from '@aigov/db';
 import { DomainError } from '@aigov/errors';
-import type { Actor } from './actor';
+import { actorName, type Actor } from './actor';
 import type { AuditTrail } from './audit-trail';
 import { forbidden, requireAllowed } from './store-checks';
 
@@ -70,9 +71,27 @@ export class PriceStore {
     return p;
   }
 
+  /**
+   * Every change of the model's price rows (both sources), newest first. Not found only when the
+   * model has neither history nor a price row: a row older than the history has an empty one.
+   */
+  async listPriceChanges(
+    actor: Actor,
+    provider: string,
+    model: string,
+    page: Page,
+  ): Promise<{ changes: PriceChangeRow[] } & Counted> {
+    requireAllowed(actor, 'price.read', {}, forbidden('read prices'));
+    const result = await this.prices.listChanges(provider, model, page);
+    if (result.count === 0 && !(await this.prices.exists(provider, model))) {
+      throw new DomainError('not_found', `No price history for ${provider}/${model}.`);
+    }
+    return result;
+  }
+
   async upsertCustomPrice(actor: Actor, provider: string, model: string, input: PriceInput) {
     requireAllowed(actor, 'price.write', {}, forbidden('set custom prices'));
-    const { before, after } = await this.prices.upsertCustom(provider, model, input);
+    const { before, after } = await this.prices.upsertCustom(provider, model, input, actorName(actor));
     await this.trail.record(actor, {
       action: before ? 'write' : 'create',
       resourceType: 'ai_model_price',
@@ -85,7 +104,7 @@ export class PriceStore {
 
   async deleteCustomPrice(actor: Actor, provider: string, model: string): Promise<PriceRow> {
     requireAllowed(actor, 'price.write', {}, forbidden('delete custom prices'));
-    const before = await this.prices.deleteCustom(provider, model);
+    const before = await this.prices.deleteCustom(provider, model, actorName(actor));
     if (!before) throw new DomainError('not_found', `No custom price for ${provider}/${model}.`);
     await this.trail.record(actor, {
       action: 'delete',

@@ -536,6 +536,23 @@ const CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
+  'PriceStore.listPriceChanges': [
+    scenario({
+      title: "a model's price history",
+      act: (s, a, _f, w) => s.prices.listPriceChanges(a, w.provider, 'm1', PAGE),
+      // The world's default and custom rows of m1, each inserted once.
+      expect: (r) => {
+        expect(r.count).toBe(2);
+        expect(r.changes.map((c) => c.source).sort()).toEqual(['custom', 'default']);
+      },
+      allow: ['memberB', 'gateway', 'owner', 'pricingWorker'],
+      deny: [
+        ['membershipListener', 'forbidden'],
+        ['database', 'forbidden'],
+      ],
+    }),
+  ],
+
   'PriceStore.upsertCustomPrice': [
     scenario({
       title: 'over a default price',

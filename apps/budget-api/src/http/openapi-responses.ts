@@ -116,6 +116,20 @@ export const RESPONSE_SCHEMAS: Record<string, Schema> = {
     created_at: time,
     updated_at: time,
   }),
+  PriceState: obj({
+    input_price: price,
+    output_price: price,
+    cache_read_price: price,
+    cache_write_price: price,
+    tiers: { type: 'array', items: ref('PriceTier'), nullable: true },
+  }),
+  PriceChange: obj({
+    source: { type: 'string', enum: ['default', 'custom'] },
+    changed_at: { ...time, description: 'when the change was written (one time for all rows of a sync)' },
+    actor: { type: 'string', description: 'username, or system:pricing-worker for syncs' },
+    before: { allOf: [ref('PriceState')], nullable: true, description: 'null: the row did not exist' },
+    after: { allOf: [ref('PriceState')], nullable: true, description: 'null: the row was deleted' },
+  }),
   PriceSyncResult: obj({
     source: { type: 'string', enum: ['embedded', 'upstream'] },
     total: { type: 'integer' },
@@ -148,6 +162,7 @@ export const RESPONSE_SCHEMAS: Record<string, Schema> = {
   GroupMemberList: list('members', 'GroupMembership'),
   ApiKeyList: list('keys', 'ApiKey'),
   PriceList: list('prices', 'Price'),
+  PriceChangeList: list('changes', 'PriceChange'),
   AuditLogList: list('audit_logs', 'AuditLog'),
 };
 
@@ -179,5 +194,6 @@ export const SUCCESS_BODIES: Record<string, string> = {
   PricesController_sync: 'PriceSyncResult',
   PricesController_get: 'Price',
   PricesController_put: 'Price',
+  PricesController_history: 'PriceChangeList',
   AuditController_list: 'AuditLogList',
 };

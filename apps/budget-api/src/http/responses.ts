@@ -5,6 +5,7 @@ import type {
   GroupMember,
   Organization,
   OrganizationMember,
+  PriceChangeRow,
   PriceRow,
   User,
 } from '@aigov/db';
@@ -86,4 +87,13 @@ export const priceResponse = (p: PriceRow) => ({
   tiers: p.tiers,
   created_at: iso(p.createdAt),
   updated_at: iso(p.updatedAt),
+});
+
+/** A price history entry: `before`/`after` as stored (integer prices, tiers), null for none. */
+export const priceChangeResponse = (c: PriceChangeRow) => ({
+  source: c.source,
+  changed_at: iso(c.changedAt),
+  actor: c.actor,
+  before: c.before,
+  after: c.after,
 });

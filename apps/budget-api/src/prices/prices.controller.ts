@@ -3,9 +3,15 @@ import { Stores, type UserActor } from '@aigov/authz';
 import type { PriceTierRow } from '@aigov/db';
 import { Authenticated, CurrentActor, RequestId } from '../auth/decorators';
 import { listBody, page } from '../http/query.dto';
-import { priceResponse } from '../http/responses';
+import { priceChangeResponse, priceResponse } from '../http/responses';
 import { ModelParam, ProviderParam } from './price-params';
-import { ListPricesQuery, PutPriceDto, SyncPricesDto, type PriceTierDto } from './prices.dto';
+import {
+  ListPriceChangesQuery,
+  ListPricesQuery,
+  PutPriceDto,
+  SyncPricesDto,
+  type PriceTierDto,
+} from './prices.dto';
 import { PricesService } from './prices.service';
 
 /**
@@ -26,6 +32,16 @@ const tierRow = (t: PriceTierDto): PriceTierRow => ({
   cache_read_price: t.cache_read_price,
   cache_write_price: t.cache_write_price,
 });
+
+/**
+ * `.../{provider}/{model}/history`: here `{model}` is one named parameter, so the model id must be
+ * percent-encoded (as the contract asks of clients); the router matches on the raw path and decodes
+ * the parameter afterwards. The router prefers this route's static `/history` over the wildcard,
+ * so `GET openai/accounts%2Fx%2Fmodels%2Fm/history` is the history of `accounts/x/models/m`, while
+ * `GET openai/m%2Fhistory` (a model id ending in `/history`) and any path of more segments stay
+ * the wildcard's: the price itself.
+ */
+const HISTORY_PATH = ':provider/:model/history';
 
 /** The price book (docs/api.md). */
 @Controller('api/v2/ai/model-prices')
@@ -60,6 +76,23 @@ export class PricesController {
     @Param(MODEL, ModelParam) model: string,
   ) {
     return priceResponse(await this.stores.prices.getEffectivePrice(actor, provider, model));
+  }
+
+  /** Every change of the model's price rows, newest first. */
+  @Get(HISTORY_PATH)
+  async history(
+    @CurrentActor() actor: UserActor,
+    @Param('provider', ProviderParam) provider: string,
+    @Param('model', ModelParam) model: string,
+    @Query() query: ListPriceChangesQuery,
+  ) {
+    const { changes, ...counted } = await this.stores.prices.listPriceChanges(
+      actor,
+      provider,
+      model,
+      page(query),
+    );
+    return listBody('changes', changes.map(priceChangeResponse), counted);
   }
 
   /** Sets the custom row (create or update). */

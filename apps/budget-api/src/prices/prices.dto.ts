@@ -106,6 +106,9 @@ export class ListPricesQuery extends PageQuery {
   source?: 'default' | 'custom';
 }
 
+/** `GET .../{provider}/{model}/history`: a page, nothing else. */
+export class ListPriceChangesQuery extends PageQuery {}
+
 export class SyncPricesDto {
   @IsIn(PRICE_SYNC_SOURCES, { message: `must be one of ${PRICE_SYNC_SOURCES.join(', ')}` })
   @IsDefined({ message: `is required and must be one of ${PRICE_SYNC_SOURCES.join(', ')}` })

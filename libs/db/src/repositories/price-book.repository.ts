@@ -1,5 +1,5 @@
 import { countFor, type Counted } from './paging';
-import { q } from './types';
+import { q, type Page } from './types';
 import type { DataSource, EntityManager } from 'typeorm';
 
 export interface SeedApplyCounts {
@@ -52,11 +52,20 @@ const prices = (prefix: string): string =>
  *   every single price change is kept by the price history.
  * - RETURNING yields only rows inserted (xmax = 0) or really changed, which gives the counts
  *   without a second query.
+ * - `who` hands the actor and the request id to the price history trigger (migration
+ *   1765000000000) through set_config, local to the transaction. `changed` filters on it, so it is
+ *   evaluated (once, as an InitPlan) before the first row can reach the INSERT; the trigger is a
+ *   statement-level AFTER trigger, which runs only when the statement is done. No request id keeps
+ *   whatever the transaction set.
  *
  * $1 seed jsonb, $2 actor, $3 source, $4 request id.
  */
 export const UPSERT_DEFAULT_PRICES_SQL = `
-WITH seed AS (
+WITH who AS MATERIALIZED (
+  SELECT set_config('aigov.actor', $2, true) IS NOT NULL
+     AND set_config('aigov.request_id', coalesce($4, current_setting('aigov.request_id', true), ''), true) IS NOT NULL
+         AS ok
+), seed AS (
   SELECT e->>'provider'                    AS provider,
          e->>'model'                       AS model,
          (e->>'input_price')::bigint       AS input_price,
@@ -72,10 +81,11 @@ WITH seed AS (
          p.tiers AS old_tiers
     FROM seed s
     LEFT JOIN ai_model_prices p ON p.provider = s.provider AND p.model = s.model AND p.source = 'default'
-   WHERE p.provider IS NULL
+   WHERE (SELECT ok FROM who)
+     AND (p.provider IS NULL
       OR (p.input_price, p.output_price, p.cache_read_price, p.cache_write_price, p.tiers)
          IS DISTINCT FROM
-         (s.input_price, s.output_price, s.cache_read_price, s.cache_write_price, s.tiers)
+         (s.input_price, s.output_price, s.cache_read_price, s.cache_write_price, s.tiers))
 ), written AS (
   INSERT INTO ai_model_prices AS p
          (provider, model, source, input_price, output_price, cache_read_price, cache_write_price, tiers)
@@ -250,10 +260,12 @@ export class PriceQueryRepository {
     return rows[0] ? toPrice(rows[0]) : null;
   }
 
+  /** `actor`: who the price history records the change as (see ACTOR_SQL). */
   async upsertCustom(
     provider: string,
     model: string,
     p: PriceInput,
+    actor: string,
   ): Promise<{ before: PriceRow | null; after: PriceRow }> {
     // Serializes writers of this one custom price for the rest of the transaction, so the
     // before/after pair (and so create vs write in the audit log) is exact even when two PUTs race.
@@ -265,8 +277,9 @@ export class PriceQueryRepository {
     const before = await this.getCustom(provider, model);
     const rows = await q<RawPriceRow[]>(
       this.db,
-      `INSERT INTO ai_model_prices AS p (provider, model, source, input_price, output_price, cache_read_price, cache_write_price, tiers)
-       VALUES ($1, $2, 'custom', $3, $4, $5, $6, $7::jsonb)
+      `WITH ${ACTOR_SQL('$8')}
+       INSERT INTO ai_model_prices AS p (provider, model, source, input_price, output_price, cache_read_price, cache_write_price, tiers)
+       SELECT $1, $2, 'custom', $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::jsonb FROM who WHERE who.ok
        ON CONFLICT (provider, model, source) DO UPDATE
          SET input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
              cache_read_price = EXCLUDED.cache_read_price, cache_write_price = EXCLUDED.cache_write_price,
@@ -284,17 +297,75 @@ export class PriceQueryRepository {
         str(p.cacheReadPrice),
         str(p.cacheWritePrice),
         p.tiers === null ? null : JSON.stringify(p.tiers),
+        actor,
       ],
     );
     return { before, after: toPrice(rows[0]) };
   }
 
-  async deleteCustom(provider: string, model: string): Promise<PriceRow | null> {
+  async deleteCustom(provider: string, model: string, actor: string): Promise<PriceRow | null> {
     const rows = await q<RawPriceRow[]>(
       this.db,
-      `DELETE FROM ai_model_prices WHERE provider = $1 AND model = $2 AND source = 'custom' RETURNING ${PRICE_COLUMNS}`,
-      [provider, model],
+      `WITH ${ACTOR_SQL('$3')}
+       DELETE FROM ai_model_prices AS p USING who
+        WHERE who.ok AND p.provider = $1 AND p.model = $2 AND p.source = 'custom'
+       RETURNING ${PRICE_COLUMNS}`,
+      [provider, model, actor],
     );
     return rows[0] ? toPrice(rows[0]) : null;
   }
+
+  /** One model's price history (both sources), newest first. */
+  async listChanges(
+    provider: string,
+    model: string,
+    page: Page,
+  ): Promise<{ changes: PriceChangeRow[] } & Counted> {
+    const fromWhere = 'FROM ai_model_price_changes WHERE provider = $1 AND model = $2';
+    const params = [provider, model];
+    const rows = await q<PriceChangeRow[]>(
+      this.db,
+      `SELECT source, changed_at AS "changedAt", actor, request_id AS "requestId", before, after
+         ${fromWhere} ORDER BY changed_at DESC, id DESC LIMIT $3 OFFSET $4`,
+      [...params, page.limit, page.offset],
+    );
+    return { changes: rows, ...(await countFor(this.db, page, rows.length, fromWhere, params)) };
+  }
+
+  /** Whether the model has a price row of either source. */
+  async exists(provider: string, model: string): Promise<boolean> {
+    const rows = await q<{ found: boolean }[]>(
+      this.db,
+      'SELECT EXISTS (SELECT 1 FROM ai_model_prices WHERE provider = $1 AND model = $2) AS found',
+      [provider, model],
+    );
+    return rows[0].found;
+  }
+}
+
+/**
+ * A CTE `who(ok)` that hands the actor to the price history trigger (set_config, local to the
+ * transaction). The statement takes its row from `who` (or filters on it), so the setting is made
+ * before any row is written; the trigger runs after the statement.
+ */
+const ACTOR_SQL = (param: string): string =>
+  `who AS MATERIALIZED (SELECT set_config('aigov.actor', ${param}, true) IS NOT NULL AS ok)`;
+
+/** The prices and tiers of a row in the price history; prices are integer micros per million tokens. */
+export interface PriceState {
+  input_price: number | null;
+  output_price: number | null;
+  cache_read_price: number | null;
+  cache_write_price: number | null;
+  tiers: PriceTierRow[] | null;
+}
+
+/** One change of a price row: `before` null for an insert, `after` null for a delete. */
+export interface PriceChangeRow {
+  source: 'default' | 'custom';
+  changedAt: Date;
+  actor: string;
+  requestId: string | null;
+  before: PriceState | null;
+  after: PriceState | null;
 }
