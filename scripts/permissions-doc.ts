@@ -95,12 +95,16 @@ const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
   },
   'audit.read': { what: 'Read the audit log', routes: ['GET /audit-logs'] },
   'budget.enforce': {
-    what: 'Budget checks, reservations and usage records (coming in a later release)',
+    what: 'Budget checks, reservations, releases and usage records (docs/gateway-integration.md)',
     routes: ['NATS aigov.budget.*', 'NATS aigov.usage.recorded', 'POST /ai/budget/*', 'POST /ai/usage'],
   },
   'identity.sync': {
     what: 'Apply identity events: users, organizations, groups and memberships by their upstream ids',
     routes: ['NATS identity.* (docs/identity-events.md)'],
+  },
+  'spend.maintain': {
+    what: 'Expire reservations, publish threshold events, reconcile counters with the ledger',
+    routes: ['budget-api sweeper and outbox', 'npm run spend:reconcile'],
   },
 };
 
