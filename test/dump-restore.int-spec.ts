@@ -134,6 +134,28 @@ async function populate(db: Pool): Promise<Doomed> {
      VALUES ('snap-1', 1, 2, $1, 'evt-2', now(), '{"users": []}')`,
     [acme],
   );
+  // The spend ledger: a usage row, its counter, a held reservation and a threshold event.
+  await db.query(
+    `INSERT INTO ai_usage (request_id, user_id, effective_group_id, provider, model, input_tokens, output_tokens,
+                           input_price, output_price, price_source, cost_micros, occurred_at)
+     VALUES ('req-usage-1', $1, $2, 'anthropic', 'claude-x', 1000, 100, 3000000, 15000000, 'default', 4500, now())`,
+    [bob, eng],
+  );
+  await db.query(
+    `INSERT INTO ai_spend_counters (user_id, period_start, spent_micros, held_micros)
+     VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 4500, 700)`,
+    [bob],
+  );
+  await db.query(
+    `INSERT INTO ai_reservations (request_id, user_id, effective_group_id, period_start, amount_micros, expires_at)
+     VALUES ('req-hold-1', $1, $2, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 700, now() + interval '1 hour')`,
+    [bob, eng],
+  );
+  await db.query(
+    `INSERT INTO ai_budget_threshold_events (user_id, period_start, threshold_percent, effective_group_id, spent_micros, spend_limit_micros)
+     VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 85, $2, 4500, 5000)`,
+    [bob, eng],
+  );
   // bob: in acme and globex, in eng and data, an override on acme's Everyone group, a key, a role.
   // eng: a budget and members (alice, and bob unless he went first).
   // globex: its group ops (erin, her override, a budget) and its members (erin; bob if still there).
@@ -243,8 +265,12 @@ describe('pg_dump and restore into an empty database', () => {
 
   it('the source holds rows in every table, the cascade audit entry among them', async () => {
     expect(before.map((d) => d.table)).toEqual([
+      'ai_budget_threshold_events',
       'ai_model_price_changes',
       'ai_model_prices',
+      'ai_reservations',
+      'ai_spend_counters',
+      'ai_usage',
       'api_keys',
       'audit_logs',
       'group_ai_budgets',

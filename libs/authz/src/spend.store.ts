@@ -33,35 +33,27 @@ export class SpendStore {
     private readonly users: UserStore,
   ) {}
 
-  private enforcing(actor: Actor): void {
-    requireAllowed(actor, 'budget.enforce', {}, forbidden('enforce budgets'));
-  }
-
-  private maintaining(actor: Actor): void {
-    requireAllowed(actor, 'spend.maintain', {}, forbidden('maintain the spend ledger'));
-  }
-
   /** The state a check or report reads: the user's effective budget and counters in the period. */
   async getBudgetState(actor: Actor, userId: string, periodStart: string): Promise<BudgetState> {
-    this.enforcing(actor);
+    enforcing(actor);
     return this.spend.getBudgetState(userId, periodStart);
   }
 
   async reserve(actor: Actor, input: ReserveInput): Promise<ReserveOutcome> {
-    this.enforcing(actor);
+    enforcing(actor);
     return this.spend.reserve(input);
   }
 
   /** Not found when there is no such reservation; `released: false` when it is no longer held. */
   async release(actor: Actor, reservationId: string): Promise<{ released: boolean }> {
-    this.enforcing(actor);
+    enforcing(actor);
     if (await this.spend.releaseReservation(reservationId)) return { released: true };
     if (!(await this.spend.getReservation(reservationId))) throw notFound('Reservation')();
     return { released: false };
   }
 
   async getReservation(actor: Actor, reservationId: string): Promise<Reservation> {
-    this.enforcing(actor);
+    enforcing(actor);
     const r = await this.spend.getReservation(reservationId);
     if (!r) throw notFound('Reservation')();
     return r;
@@ -71,7 +63,7 @@ export class SpendStore {
     actor: Actor,
     pairs: readonly { provider: string; model: string }[],
   ): Promise<Map<string, PriceForUsage>> {
-    this.enforcing(actor);
+    enforcing(actor);
     return this.spend.getPricesForUsage(pairs);
   }
 
@@ -79,7 +71,7 @@ export class SpendStore {
     actor: Actor,
     records: readonly UsageInput[],
   ): Promise<{ results: UsageResult[]; thresholds: number }> {
-    this.enforcing(actor);
+    enforcing(actor);
     return this.spend.recordUsage(records);
   }
 
@@ -132,28 +124,33 @@ export class SpendStore {
   }
 
   async expireReservations(actor: Actor, now: Date, limit: number): Promise<string[]> {
-    this.maintaining(actor);
+    maintaining(actor);
     return this.spend.expireReservations(now, limit);
   }
 
   /** Inside a transaction: lock unpublished threshold events (see SpendRepository). */
   async lockUnpublishedThresholds(actor: Actor, limit: number): Promise<ThresholdEvent[]> {
-    this.maintaining(actor);
+    maintaining(actor);
     return this.spend.lockUnpublishedThresholds(limit);
   }
 
   async markThresholdsPublished(actor: Actor, events: readonly ThresholdEvent[]): Promise<void> {
-    this.maintaining(actor);
+    maintaining(actor);
     await this.spend.markThresholdsPublished(events);
   }
 
   async listCounterDifferences(actor: Actor, kind: PeriodKind): Promise<CounterDifference[]> {
-    this.maintaining(actor);
+    maintaining(actor);
     return this.spend.listCounterDifferences(kind);
   }
 
   async rebuildCounters(actor: Actor, kind: PeriodKind): Promise<number> {
-    this.maintaining(actor);
+    maintaining(actor);
     return this.spend.rebuildCounters(kind);
   }
 }
+
+const enforcing = (actor: Actor): void =>
+  requireAllowed(actor, 'budget.enforce', {}, forbidden('enforce budgets'));
+const maintaining = (actor: Actor): void =>
+  requireAllowed(actor, 'spend.maintain', {}, forbidden('maintain the spend ledger'));

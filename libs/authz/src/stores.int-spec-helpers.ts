@@ -81,10 +81,15 @@ export async function insertAuditEntry(
   );
 }
 
-export const SYSTEM: Record<'pricingWorker' | 'membershipListener' | 'database', SystemActor> = {
+export const SYSTEM: Record<
+  'pricingWorker' | 'membershipListener' | 'database' | 'aiGateway' | 'budgetApi',
+  SystemActor
+> = {
   pricingWorker: { kind: 'system', name: 'system:pricing-worker' },
   membershipListener: { kind: 'system', name: 'system:membership-listener' },
   database: { kind: 'system', name: 'system:database' },
+  aiGateway: { kind: 'system', name: 'system:ai-gateway' },
+  budgetApi: { kind: 'system', name: 'system:budget-api' },
 };
 
 /** The people of the world and how test titles name them. */
@@ -109,6 +114,8 @@ export const ACTOR_LABELS: Record<ActorName, string> = {
   pricingWorker: 'system:pricing-worker',
   membershipListener: 'system:membership-listener',
   database: 'system:database',
+  aiGateway: 'system:ai-gateway',
+  budgetApi: 'system:budget-api',
 };
 
 /**

@@ -15,6 +15,7 @@ import {
 } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import { IDENTITY_SYNC_CASES } from './identity-sync.store.int-spec-cases';
+import { SPEND_CASES } from './spend.store.int-spec-cases';
 import {
   ACTOR_LABELS,
   actorOf,
@@ -68,6 +69,7 @@ const KNOWN_STORES = [
   'OrganizationStore',
   'OverrideStore',
   'IdentitySyncStore',
+  'SpendStore',
 ];
 
 /**
@@ -1232,6 +1234,7 @@ const CASES: Record<string, AnyScenario[]> = {
   ],
 
   ...IDENTITY_SYNC_CASES,
+  ...SPEND_CASES,
 };
 
 const label = (who: Who<unknown>): string => (typeof who === 'string' ? ACTOR_LABELS[who] : who.label);
