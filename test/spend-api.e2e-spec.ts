@@ -128,6 +128,8 @@ describe('spend and enforcement over HTTP and NATS (real PostgreSQL and nats-ser
   let dave: Person;
   /** Member of A and B; the b-team budget (2.00 USD) wins, in an organization A's admin cannot see. */
   let erin: Person;
+  /** Org A, alone in the `race` group (1.00 USD). */
+  let gina: Person;
   let orgAdminA: Person;
   let orgAdminB: Person;
   let memberB: Person;
@@ -171,12 +173,15 @@ describe('spend and enforcement over HTTP and NATS (real PostgreSQL and nats-ser
       orgs: [{ id: orgB, roles: ['organization-admin'] }],
     });
     memberB = await world.person(owner, 'member-b', { orgs: [{ id: orgB }] });
+    gina = await world.person(owner, 'gina', { orgs: [{ id: orgA }] });
+    const race = await world.group(orgA, 'race', [gina.id]);
     eng = await world.group(orgA, 'eng', [alice.id, frank.id]);
     bTeam = await world.group(orgB, 'b-team', [erin.id, memberB.id]);
     for (const [group, limit] of [
       [eng, 1_000_000],
       [orgA, 500_000],
       [bTeam, 2_000_000],
+      [race, 1_000_000],
     ] as const) {
       const res = await call('PUT', `/api/v2/groups/${group}/ai/budget`, owner, {
         spend_limit_micros: limit,
@@ -753,7 +758,7 @@ describe('spend and enforcement over HTTP and NATS (real PostgreSQL and nats-ser
       expect(everyone.body).toMatchObject({
         group_id: orgA,
         spend_limit_micros: 500_000,
-        members: 7,
+        members: 8,
         spent_micros: 0,
       });
       // No budget: limit null; dave's usage (golden case) is attributed to Everyone B.
@@ -873,6 +878,43 @@ describe('spend and enforcement over HTTP and NATS (real PostgreSQL and nats-ser
         max_output_tokens: 1,
       });
       expect(unpriced).toMatchObject({ ok: true, data: { allowed: false, reason: 'unpriced_model' } });
+    });
+
+    it('grants concurrent reservations over HTTP and NATS exactly up to the limit', async () => {
+      // 25 requests of 0.10 USD against a limit of 1.00 USD, half over each transport, at once.
+      const attempts = Array.from({ length: 25 }, (_, i) => {
+        const body = { request_id: rid('race'), user_id: gina.id, amount_micros: 100_000 };
+        return i % 2 === 0
+          ? reserve(gateway, body).then((r) => r.body)
+          : natsRequest<ReserveBody>(nc, 'aigov.budget.reserve', body).then((r) => {
+              if (!r.ok) throw new Error(JSON.stringify(r));
+              return r.data;
+            });
+      });
+      const replies = await Promise.all(attempts);
+      const granted = replies.filter((r) => r.allowed);
+      expect(granted).toHaveLength(10);
+      expect(new Set(granted.map((r) => r.reservation_id)).size).toBe(10);
+      expect(replies.filter((r) => !r.allowed).map((r) => r.reason)).toEqual(Array(15).fill('limit_reached'));
+      expect((await check(gateway, { user_id: gina.id })).body).toMatchObject({
+        held_micros: 1_000_000,
+        remaining_micros: 0,
+      });
+      await Promise.all(granted.map((r) => release(gateway, { reservation_id: r.reservation_id })));
+      expect((await check(gateway, { user_id: gina.id })).body.held_micros).toBe(0);
+    });
+
+    it('records usage of a user it does not know (history outlives users), attributed to no group', async () => {
+      const request_id = rid('ghost');
+      const res = await usage(gateway, {
+        request_id,
+        user_id: MISSING_UUID,
+        ...HAIKU,
+        input_tokens: 1000,
+        output_tokens: 0,
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ request_id, cost_micros: 250, effective_group_id: null });
     });
 
     it('answers invalid_argument naming the fields, also for what is not JSON', async () => {
