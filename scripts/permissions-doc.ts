@@ -17,12 +17,13 @@ export const END_MARKER = '<!-- END role table -->';
 /** What each action means to a user and the routes that need it. Every action must be described. */
 const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
   'group.read': {
-    what: 'Read a group, its members and its budget',
+    what: 'Read a group, its members, its budget and its spend',
     routes: [
       'GET /organizations/{organization}/groups',
       'GET /groups/{group}',
       'GET /groups/{group}/members',
       'GET /groups/{group}/ai/budget',
+      'GET /groups/{group}/ai/spend',
     ],
   },
   'group.update': {
@@ -35,8 +36,13 @@ const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
     ],
   },
   'user.read': {
-    what: 'Read a user and their budget override',
-    routes: ['GET /users/{user}', 'GET /users/{user}/ai/budget'],
+    what: 'Read a user, their budget override, their spend and the explanation of their budget',
+    routes: [
+      'GET /users/{user}',
+      'GET /users/{user}/ai/budget',
+      'GET /users/{user}/ai/spend',
+      'GET /users/{user}/ai/budget/explain',
+    ],
   },
   'user.list': { what: 'List and search all users', routes: ['GET /users'] },
   'user.create': { what: 'Create a user', routes: ['POST /users'] },
@@ -78,12 +84,8 @@ const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
     routes: ['POST /organizations/{organization}/groups'],
   },
   'price.read': {
-    what: 'Read the price book and its history',
-    routes: [
-      'GET /ai/model-prices',
-      'GET /ai/model-prices/{provider}/{model}',
-      'GET /ai/model-prices/{provider}/{model}/history',
-    ],
+    what: 'Read the price book',
+    routes: ['GET /ai/model-prices', 'GET /ai/model-prices/{provider}/{model}'],
   },
   'price.write': {
     what: 'Set or delete a custom price',
@@ -95,16 +97,16 @@ const ACTIONS: Readonly<Record<string, { what: string; routes: string[] }>> = {
   },
   'audit.read': { what: 'Read the audit log', routes: ['GET /audit-logs'] },
   'budget.enforce': {
-    what: 'Budget checks, reservations, releases and usage records (docs/gateway-integration.md)',
+    what: 'Budget checks, reservations, releases and usage records',
     routes: ['NATS aigov.budget.*', 'NATS aigov.usage.recorded', 'POST /ai/budget/*', 'POST /ai/usage'],
-  },
-  'identity.sync': {
-    what: 'Apply identity events: users, organizations, groups and memberships by their upstream ids',
-    routes: ['NATS identity.* (docs/identity-events.md)'],
   },
   'spend.maintain': {
     what: 'Expire reservations, publish threshold events, reconcile counters with the ledger',
     routes: ['budget-api sweeper and outbox', 'npm run spend:reconcile'],
+  },
+  'identity.sync': {
+    what: 'Apply identity events: users, organizations, groups and memberships by their upstream ids',
+    routes: ['NATS identity.* (docs/identity-events.md)'],
   },
 };
 

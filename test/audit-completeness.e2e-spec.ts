@@ -406,6 +406,74 @@ const CASES: Case[] = [
     },
     failure: (c, send) => send('DELETE', `/api/v2/ai/model-prices/acme/${c.name}-none`, c.owner),
   },
+  // Enforcement writes the spend ledger, which is its own record: no audit entries (docs/permissions.md).
+  {
+    route: 'POST /api/v2/ai/budget/check',
+    success: async (c, send) => ({
+      res: await send('POST', '/api/v2/ai/budget/check', c.owner, { user_id: c.owner.id }),
+      rows: [],
+    }),
+    failure: (c, send) => send('POST', '/api/v2/ai/budget/check', c.owner, { user_id: 'x' }),
+  },
+  {
+    route: 'POST /api/v2/ai/budget/reserve',
+    success: async (c, send) => ({
+      res: await send('POST', '/api/v2/ai/budget/reserve', c.owner, {
+        request_id: c.name,
+        user_id: c.owner.id,
+        amount_micros: 1,
+      }),
+      rows: [],
+    }),
+    failure: (c, send) =>
+      send('POST', '/api/v2/ai/budget/reserve', c.owner, { request_id: c.name, user_id: c.owner.id }),
+  },
+  {
+    route: 'POST /api/v2/ai/budget/release',
+    success: async (c, send) => {
+      const held = await c.api.call<{ reservation_id: string }>(
+        'POST',
+        '/api/v2/ai/budget/reserve',
+        c.owner,
+        {
+          request_id: c.name,
+          user_id: c.owner.id,
+          amount_micros: 1,
+        },
+      );
+      const res = await send('POST', '/api/v2/ai/budget/release', c.owner, {
+        reservation_id: held.body.reservation_id,
+      });
+      return { res, rows: [] };
+    },
+    failure: (c, send) =>
+      send('POST', '/api/v2/ai/budget/release', c.owner, {
+        reservation_id: '00000000-0000-4000-8000-000000000000',
+      }),
+  },
+  {
+    route: 'POST /api/v2/ai/usage',
+    success: async (c, send) => ({
+      res: await send('POST', '/api/v2/ai/usage', c.owner, {
+        request_id: c.name,
+        user_id: c.owner.id,
+        provider: 'acme',
+        model: c.name,
+        input_tokens: 1,
+        output_tokens: 1,
+      }),
+      rows: [],
+    }),
+    failure: (c, send) =>
+      send('POST', '/api/v2/ai/usage', c.owner, {
+        request_id: c.name,
+        user_id: c.owner.id,
+        provider: 'acme',
+        model: c.name,
+        input_tokens: -1,
+        output_tokens: 1,
+      }),
+  },
 ];
 
 /**

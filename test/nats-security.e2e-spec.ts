@@ -174,6 +174,28 @@ describe('NATS with users, permissions and TLS (real nats-server enforcing docs/
     }
   });
 
+  it('budget-api with its own user answers the AI gateway on aigov.budget.*; others may not ask', async () => {
+    const api = await ApiHarness.start({
+      NATS_ENABLED: 'true',
+      NATS_URL: url('budget-api', PASSWORDS.BUDGET_API_PASSWORD),
+    });
+    try {
+      const owner: Person = (await new World(api).bootstrap()).owner;
+      const gateway = await client('ai-gateway', PASSWORDS.AI_GATEWAY_PASSWORD);
+      const reply = await gateway.request('aigov.budget.check', JSON.stringify({ user_id: owner.id }), {
+        timeout: 10_000,
+      });
+      expect(JSON.parse(reply.string())).toMatchObject({ ok: true, data: { allowed: true } });
+
+      const identity = await client('identity', PASSWORDS.IDENTITY_PUBLISHER_PASSWORD);
+      await expect(
+        identity.request('aigov.budget.check', JSON.stringify({ user_id: owner.id }), { timeout: 2_000 }),
+      ).rejects.toThrow(/permission/i);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('npm run prices:sync prints the reply for the operator and fails clearly for others', async () => {
     const ok = await pricesSync('embedded', { NATS_URL: url('operator', PASSWORDS.PRICE_OPERATOR_PASSWORD) });
     expect(ok.code).toBe(0);

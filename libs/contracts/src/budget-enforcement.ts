@@ -1,4 +1,4 @@
-import { IsInt, IsISO8601, IsOptional, IsString, IsUUID, Max, Min, ValidateBy } from 'class-validator';
+import { IsInt, IsISO8601, IsString, IsUUID, Max, Min, ValidateBy, ValidateIf } from 'class-validator';
 import { identifierProblem } from './text';
 
 /**
@@ -50,6 +50,14 @@ function IsModelId(): PropertyDecorator {
   });
 }
 
+/**
+ * An optional field: it may be absent, but a given value is validated, null included (null is
+ * refused like any other wrong type; class-validator's IsOptional would let it through).
+ */
+function Optional(): PropertyDecorator {
+  return ValidateIf((_o: object, value: unknown) => value !== undefined);
+}
+
 function IsMicrosAmount(): PropertyDecorator {
   return (target: object, key: string | symbol) => {
     IsInt({ message: 'must be an integer number of micros' })(target, key);
@@ -82,7 +90,7 @@ export class BudgetCheckRequest {
   @IsUUID('all', { message: 'must be a uuid' })
   user_id!: string;
 
-  @IsOptional()
+  @Optional()
   @IsMicrosAmount()
   amount_micros?: number;
 }
@@ -99,27 +107,27 @@ export class BudgetReserveRequest {
   @IsUUID('all', { message: 'must be a uuid' })
   user_id!: string;
 
-  @IsOptional()
+  @Optional()
   @IsMicrosAmount()
   amount_micros?: number;
 
-  @IsOptional()
+  @Optional()
   @IsProvider()
   provider?: string;
 
-  @IsOptional()
+  @Optional()
   @IsModelId()
   model?: string;
 
-  @IsOptional()
+  @Optional()
   @IsTokenCount()
   max_input_tokens?: number;
 
-  @IsOptional()
+  @Optional()
   @IsTokenCount()
   max_output_tokens?: number;
 
-  @IsOptional()
+  @Optional()
   @IsInt({ message: 'must be an integer number of seconds' })
   @Min(1, { message: 'must be at least 1' })
   @Max(MAX_RESERVATION_TTL_SECONDS, { message: `must not exceed ${MAX_RESERVATION_TTL_SECONDS}` })
@@ -151,20 +159,20 @@ export class UsageRecord {
   @IsTokenCount()
   output_tokens!: number;
 
-  @IsOptional()
+  @Optional()
   @IsTokenCount()
   cache_read_tokens?: number;
 
-  @IsOptional()
+  @Optional()
   @IsTokenCount()
   cache_write_tokens?: number;
 
-  @IsOptional()
+  @Optional()
   @IsString({ message: 'must be an RFC 3339 timestamp' })
   @IsISO8601({ strict: true, strictSeparator: true }, { message: 'must be an RFC 3339 timestamp' })
   occurred_at?: string;
 
-  @IsOptional()
+  @Optional()
   @IsUUID('all', { message: 'must be a uuid' })
   reservation_id?: string;
 }

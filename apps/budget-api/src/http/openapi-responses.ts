@@ -19,6 +19,32 @@ const obj = (properties: Schema): Schema => ({
   required: Object.keys(properties),
 });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+/** A check reply; reserve replies add their own fields (reason and those only sometimes present). */
+const budgetState = (extra: Schema = {}): Schema => {
+  const optional = new Set(['reason', 'reservation_id', 'expires_at', 'duplicate']);
+  const properties: Schema = {
+    allowed: { type: 'boolean' },
+    reason: {
+      type: 'string',
+      enum: ['limit_reached', 'insufficient_budget', 'unpriced_model', 'user_suspended', 'unknown_user'],
+      description: 'present when not allowed',
+    },
+    limit_source: { type: 'string', enum: ['user_override', 'group'], nullable: true },
+    spend_limit_micros: { ...micros, nullable: true },
+    spent_micros: micros,
+    held_micros: micros,
+    remaining_micros: {
+      ...micros,
+      nullable: true,
+      description: 'max(0, limit - spent - held); null: no limit',
+    },
+    effective_group_id: { ...uuid, nullable: true },
+    period_start: time,
+    period_end: { ...time, description: 'exclusive' },
+    ...extra,
+  };
+  return { type: 'object', properties, required: Object.keys(properties).filter((k) => !optional.has(k)) };
+};
 /** A list body: count_capped appears only when the count stopped at 10,000 (there are more). */
 const list = (key: string, item: string): Schema => ({
   type: 'object',
@@ -155,6 +181,69 @@ export const RESPONSE_SCHEMAS: Record<string, Schema> = {
     user: ref('User'),
     token: { type: 'string', description: '<id>-<secret>; shown only once' },
   }),
+  BudgetCheckReply: budgetState(),
+  BudgetReserveReply: budgetState({
+    reservation_id: { ...uuid, description: 'present when allowed' },
+    amount_micros: { ...micros, description: 'the amount reserved (or asked for, when denied)' },
+    expires_at: { ...time, description: 'present when allowed' },
+    duplicate: { type: 'boolean', enum: [true], description: 'a replay of a request id granted before' },
+  }),
+  BudgetReleaseReply: obj({ released: { type: 'boolean', description: 'false: no longer held' } }),
+  UsageReply: obj({
+    request_id: str,
+    cost_micros: { ...micros, nullable: true, description: 'null: unpriced (no price for the model)' },
+    price_source: { type: 'string', enum: ['default', 'custom'], nullable: true },
+    effective_group_id: { ...uuid, nullable: true },
+    duplicate: { type: 'boolean', description: 'a replay of a known request_id: the first result' },
+    reservation_settled: { type: 'boolean' },
+  }),
+  UserSpend: obj({
+    user_id: uuid,
+    effective_group_id: { ...uuid, nullable: true },
+    limit_source: { type: 'string', enum: ['user_override', 'group'], nullable: true },
+    spend_limit_micros: { ...micros, nullable: true },
+    spent_micros: micros,
+    held_micros: micros,
+    remaining_micros: { ...micros, nullable: true },
+    period_start: time,
+    period_end: { ...time, description: 'exclusive' },
+  }),
+  BudgetCandidate: obj({
+    rank: { type: 'integer', minimum: 1, description: '1 wins' },
+    kind: { type: 'string', enum: ['user_override', 'group'] },
+    group_id: { ...uuid, nullable: true, description: 'null: in an organization the caller may not see' },
+    organization_id: { ...uuid, nullable: true },
+    spend_limit_micros: micros,
+    member_since: { ...time, nullable: true, description: "when the user joined the group's organization" },
+  }),
+  BudgetExplanation: obj({
+    user_id: uuid,
+    user_status: { type: 'string', enum: ['active', 'suspended'] },
+    rule: { type: 'string', description: 'the resolution rule' },
+    decision: { type: 'string', description: 'why the winner won' },
+    candidates: { type: 'array', items: ref('BudgetCandidate') },
+    winner: { allOf: [ref('BudgetCandidate')], nullable: true, description: 'null: no limit' },
+    limit_source: { type: 'string', enum: ['user_override', 'group'], nullable: true },
+    spend_limit_micros: { ...micros, nullable: true },
+    effective_group_id: { ...uuid, nullable: true },
+    spent_micros: micros,
+    held_micros: micros,
+    remaining_micros: { ...micros, nullable: true },
+    period_start: time,
+    period_end: time,
+  }),
+  GroupSpend: obj({
+    group_id: uuid,
+    spend_limit_micros: {
+      ...micros,
+      nullable: true,
+      description: "the group's budget per member; null: none",
+    },
+    members: { type: 'integer', minimum: 0 },
+    spent_micros: { ...micros, description: 'attributed to this group in the current period' },
+    period_start: time,
+    period_end: time,
+  }),
   UserList: list('users', 'User'),
   OrganizationList: list('organizations', 'Organization'),
   OrganizationMemberList: list('members', 'OrganizationMember'),
@@ -196,4 +285,11 @@ export const SUCCESS_BODIES: Record<string, string> = {
   PricesController_put: 'Price',
   PricesController_history: 'PriceChangeList',
   AuditController_list: 'AuditLogList',
+  EnforcementController_check: 'BudgetCheckReply',
+  EnforcementController_reserve: 'BudgetReserveReply',
+  EnforcementController_release: 'BudgetReleaseReply',
+  EnforcementController_usage: 'UsageReply',
+  SpendController_userSpend: 'UserSpend',
+  SpendController_explain: 'BudgetExplanation',
+  SpendController_groupSpend: 'GroupSpend',
 };

@@ -1,6 +1,10 @@
 import { Module } from '@nestjs/common';
+import { EnforcementController } from './enforcement.controller';
+import { EnforcementHandlers } from './enforcement.handlers';
 import { EnforcementService, SPEND_CLOCK } from './enforcement.service';
 import { systemClock } from './period';
+import { SpendReportsService } from './spend-reports.service';
+import { SpendController } from './spend.controller';
 
 /**
  * Spend accounting and enforcement: budget check/reserve/release and usage over HTTP and NATS,
@@ -8,8 +12,8 @@ import { systemClock } from './period';
  * threshold-event outbox.
  */
 @Module({
-  controllers: [],
-  providers: [EnforcementService, { provide: SPEND_CLOCK, useValue: systemClock }],
+  controllers: [EnforcementController, EnforcementHandlers, SpendController],
+  providers: [EnforcementService, { provide: SPEND_CLOCK, useValue: systemClock }, SpendReportsService],
   exports: [EnforcementService],
 })
 export class SpendModule {}
