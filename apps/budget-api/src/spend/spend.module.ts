@@ -1,6 +1,9 @@
 import { Module } from '@nestjs/common';
-import { EnforcementService, SPEND_CLOCK } from './enforcement.service';
+import { EnforcementService, SPEND_CLOCK, THRESHOLD_WAKE } from './enforcement.service';
 import { systemClock } from './period';
+import { ReservationSweeperService } from './sweeper.service';
+import { ThresholdOutboxService } from './threshold-outbox.service';
+import { UsageConsumerService } from './usage-consumer.service';
 
 /**
  * Spend accounting and enforcement: budget check/reserve/release and usage over HTTP and NATS,
@@ -9,7 +12,14 @@ import { systemClock } from './period';
  */
 @Module({
   controllers: [],
-  providers: [EnforcementService, { provide: SPEND_CLOCK, useValue: systemClock }],
+  providers: [
+    EnforcementService,
+    { provide: SPEND_CLOCK, useValue: systemClock },
+    UsageConsumerService,
+    ReservationSweeperService,
+    ThresholdOutboxService,
+    { provide: THRESHOLD_WAKE, useExisting: ThresholdOutboxService },
+  ],
   exports: [EnforcementService],
 })
 export class SpendModule {}
