@@ -251,6 +251,30 @@ describe('usage ingestion from AI_USAGE', () => {
     expect(await spend.listCounterDifferences('month')).toEqual([]);
   });
 
+  it('stopping finishes the batch in hand: the next instance records the rest, none of it twice', async () => {
+    const users = await Promise.all(Array.from({ length: 5 }, () => member(null)));
+    const records = Array.from({ length: 2_000 }, (_, i) => record(users[i % 5], randomUUID()));
+    const a = await start({ USAGE_BATCH_SIZE: '50' });
+    await publishAll(records.map((r) => JSON.stringify(r)));
+    await waitFor(
+      'the first instance to record some',
+      async () => (await ledgerCount(records.map((r) => r.request_id))) >= 200,
+      SETTLE_MS,
+      5,
+    );
+    await a.close();
+    const atStop = await ledgerCount(records.map((r) => r.request_id));
+    expect(atStop).toBeLessThan(records.length);
+    // Every record it recorded was acknowledged before it stopped.
+    expect(await counter(a.metrics, 'aigov_usage_records_ingested_total')).toBe(atStop);
+    const b = await start({ USAGE_BATCH_SIZE: '200' });
+    await waitFor('every usage record handled', consumerSettled, SETTLE_MS, 100);
+    expect(await ledgerCount(records.map((r) => r.request_id))).toBe(records.length);
+    expect(await counter(b.metrics, 'aigov_usage_records_duplicate_total')).toBe(0);
+    expect(await counter(b.metrics, 'aigov_usage_records_ingested_total')).toBe(records.length - atStop);
+    expect(await spend.listCounterDifferences('month')).toEqual([]);
+  });
+
   it('dead-letters invalid records at once with the reason, and records the valid ones around them', async () => {
     const user = await member(null);
     const good = [record(user, randomUUID()), record(user, randomUUID())];
