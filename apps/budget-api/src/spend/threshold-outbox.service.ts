@@ -8,6 +8,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jets
 import { Stores } from '@aigov/authz';
 import {
   BUDGET_API_ACTOR,
+  BUDGET_EVENTS_STREAM,
   BUDGET_SUBJECTS,
   NATS_CONNECTION_TOKEN,
   type BudgetThresholdEvent,
@@ -90,7 +91,16 @@ export class ThresholdOutboxService
       this.logger.warn('NATS_ENABLED=false: budget threshold events stay in the outbox, unpublished');
       return;
     }
-    await ensureBudgetEventsStream(await jetstreamManager(this.nc), this.logger);
+    try {
+      await ensureBudgetEventsStream(await jetstreamManager(this.nc), this.logger);
+    } catch (err) {
+      throw new Error(
+        `Cannot set up the threshold event stream ${BUDGET_EVENTS_STREAM}: ${(err as Error).message}; ` +
+          "nats-server must run with JetStream (-js), and budget-api's NATS user needs the permissions " +
+          'listed in docs/nats-security.md.',
+        { cause: err },
+      );
+    }
     this.js = jetstream(this.nc);
     this.loop = this.run();
   }

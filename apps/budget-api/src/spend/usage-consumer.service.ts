@@ -109,10 +109,19 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
       this.logger.warn('NATS_ENABLED=false: usage records are not consumed from AI_USAGE');
       return;
     }
-    this.jsm = await jetstreamManager(this.nc);
-    await ensureUsageJetStream(this.jsm, this.settings, this.logger);
-    this.js = jetstream(this.nc);
-    this.consumer = await this.js.consumers.get(USAGE_STREAM, USAGE_CONSUMER);
+    try {
+      this.jsm = await jetstreamManager(this.nc);
+      await ensureUsageJetStream(this.jsm, this.settings, this.logger);
+      this.js = jetstream(this.nc);
+      this.consumer = await this.js.consumers.get(USAGE_STREAM, USAGE_CONSUMER);
+    } catch (err) {
+      throw new Error(
+        `Cannot set up the usage stream ${USAGE_STREAM} and its consumer ${USAGE_CONSUMER}: ` +
+          `${(err as Error).message}; nats-server must run with JetStream (-js), and budget-api's NATS ` +
+          'user needs the permissions listed in docs/nats-security.md.',
+        { cause: err },
+      );
+    }
     this.setupProblem = null;
     this.watchMaxDeliveries(this.nc);
     this.loop = this.run();
