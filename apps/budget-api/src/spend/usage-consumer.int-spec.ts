@@ -275,6 +275,39 @@ describe('usage ingestion from AI_USAGE', () => {
     expect(await spend.listCounterDifferences('month')).toEqual([]);
   });
 
+  it('makes the stream and consumer again when they are deleted under it (a fresh JetStream store)', async () => {
+    const user = await member(null);
+    const a = await start();
+    await jsm.streams.delete(USAGE_STREAM);
+    await waitFor(
+      'the stream and consumer made again',
+      async () => {
+        try {
+          await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      SETTLE_MS,
+      200,
+    );
+    const r = record(user, randomUUID());
+    await publishAll([JSON.stringify(r)]);
+    await waitFor(
+      'the record recorded',
+      async () => (await ledgerCount([r.request_id])) === 1,
+      SETTLE_MS,
+      100,
+    );
+    await waitFor(
+      'readiness again',
+      async () => (await a.readiness.report()).checks['usage-consumer'].ok,
+      SETTLE_MS,
+      200,
+    );
+  });
+
   it('dead-letters invalid records at once with the reason, and records the valid ones around them', async () => {
     const user = await member(null);
     const good = [record(user, randomUUID()), record(user, randomUUID())];
