@@ -189,9 +189,14 @@ describe('usage ingestion from AI_USAGE', () => {
     const c = await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER);
     expect(c.config).toMatchObject({ durable_name: 'budget-api', ack_policy: 'explicit', max_deliver: 6 });
     expect(c.config.backoff).toEqual([2, 4, 8, 16].map((s) => s * 1_000_000_000));
-    // A second instance finds them and changes nothing.
+    // A second instance with the same settings finds them and changes nothing...
     await start({ USAGE_MAX_DELIVER: '6', USAGE_ACK_WAIT_MS: '2000' });
     expect((await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER)).config.max_deliver).toBe(6);
+    // ...one with other settings updates the consumer (fewer deliveries, fewer backoff steps).
+    await start({ USAGE_MAX_DELIVER: '3', USAGE_ACK_WAIT_MS: '1000' });
+    const updated = (await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER)).config;
+    expect(updated.max_deliver).toBe(3);
+    expect(updated.backoff).toEqual([1, 2].map((s) => s * 1_000_000_000));
   });
 
   it('records each request id exactly once, whatever the duplicates, and counters equal the ledger', async () => {
@@ -305,6 +310,31 @@ describe('usage ingestion from AI_USAGE', () => {
       async () => (await a.readiness.report()).checks['usage-consumer'].ok,
       SETTLE_MS,
       200,
+    );
+  });
+
+  it('a record without occurred_at counts from when the stream stored it, not from when it was consumed', async () => {
+    const user = await member(null);
+    await start();
+    await running.splice(0)[0].close();
+    const r = record(user, randomUUID());
+    await publishAll([JSON.stringify(r)]);
+    const published = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await start();
+    await waitFor(
+      'the record recorded',
+      async () => (await ledgerCount([r.request_id])) === 1,
+      SETTLE_MS,
+      100,
+    );
+    const row = await pg.query<{ occurred_at: Date; recorded_at: Date }>(
+      'SELECT occurred_at, recorded_at FROM ai_usage WHERE request_id = $1',
+      [r.request_id],
+    );
+    expect(Math.abs(row.rows[0].occurred_at.getTime() - published)).toBeLessThan(1_000);
+    expect(row.rows[0].recorded_at.getTime() - row.rows[0].occurred_at.getTime()).toBeGreaterThanOrEqual(
+      1_000,
     );
   });
 

@@ -213,7 +213,7 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
       const valid: { held: Held; record: UsageRecord }[] = [];
       for (const h of held) {
         const parsed = parseUsageMessage(h.msg.data);
-        if (parsed.ok) valid.push({ held: h, record: parsed.record });
+        if (parsed.ok) valid.push({ held: h, record: withStreamTime(parsed.record, h.msg) });
         else await this.deadLetter(h, parsed.cause, parsed.cause, parsed.errors, parsed.json);
       }
       if (valid.length === 0) return;
@@ -464,6 +464,16 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
       if (missing) await this.recover();
     }
   }
+}
+
+/**
+ * A record without occurred_at happened when JetStream stored it, not when we got to it: after a
+ * backlog or an outage it still counts in the period the gateway reported it in (docs/nats.md).
+ */
+function withStreamTime(record: UsageRecord, msg: JsMsg): UsageRecord {
+  if (record.occurred_at !== undefined) return record;
+  const stored = new Date(Number(msg.timestampNanos / 1_000_000n));
+  return { ...record, occurred_at: stored.toISOString() };
 }
 
 const pause = (attempt: number): number => RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
