@@ -165,10 +165,7 @@ export class EnforcementService {
       accepted.map((a) => ({ provider: a.record.provider, model: a.record.model })),
       (p) => priceKey(p.provider, p.model),
     );
-    const prices =
-      accepted.length > 0
-        ? await this.stores.spend.getPricesForUsage(actor, pairs)
-        : new Map<string, PriceForUsage>();
+    const prices = accepted.length > 0 ? await this.stores.spend.getPricesForUsage(actor, pairs) : new Map<string, PriceForUsage>();
     // One ledger row per request id: a repeat within the batch gets the first one's result.
     const firstOf = new Map<string, number>();
     const inputs: UsageInput[] = [];

@@ -338,6 +338,45 @@ describe('usage ingestion from AI_USAGE', () => {
     );
   });
 
+  it('a record that reached max_deliver unacknowledged (its holders died) is dead-lettered, not lost silently', async () => {
+    const user = await member(null);
+    const env = { USAGE_MAX_DELIVER: '2', USAGE_ACK_WAIT_MS: '3000' };
+    await start(env);
+    await running.splice(0)[0].close();
+    const r = record(user, randomUUID());
+    await publishAll([JSON.stringify(r)]);
+    // Two deliveries that are never acknowledged: what instances dying with the record in hand leave.
+    const consumer = await jetstream(nc).consumers.get(USAGE_STREAM, USAGE_CONSUMER);
+    for (let delivery = 1; delivery <= 2; delivery++) {
+      let got = 0;
+      while (got === 0) {
+        for await (const m of await consumer.fetch({ max_messages: 1, expires: 1_000 })) {
+          expect(m.info.deliveryCount).toBe(delivery);
+          got++;
+        }
+      }
+    }
+    const a = await start(env);
+    await waitFor(
+      'the dead letter',
+      async () => (await jsm.streams.info(DLQ_STREAM)).state.messages === 1,
+      SETTLE_MS,
+      100,
+    );
+    const m = await jsm.streams.getMessage(DLQ_STREAM, { seq: 1 });
+    expect(m?.header?.get(DEAD_LETTER_HEADERS.cause)).toBe('unacknowledged');
+    expect(m?.json<DeadLetter>()).toMatchObject({
+      reason: 'not acknowledged after max_deliver deliveries',
+      subject: 'aigov.usage.recorded',
+      deliveries: 2,
+      event: { request_id: r.request_id },
+    });
+    expect(
+      await counter(a.metrics, 'aigov_usage_records_dead_lettered_total', { reason: 'unacknowledged' }),
+    ).toBe(1);
+    expect(await ledgerCount([r.request_id])).toBe(0);
+  });
+
   it('dead-letters invalid records at once with the reason, and records the valid ones around them', async () => {
     const user = await member(null);
     const good = [record(user, randomUUID()), record(user, randomUUID())];
