@@ -4,14 +4,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { INestApplication } from '@nestjs/common';
+import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { childEnvironment, loadConfig } from '@aigov/config';
 import { connectNats } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
 import {
+  addOrganizationMember,
   createTestDatabase,
   freePort,
+  insertOrganization,
+  insertUser,
   startNatsServer,
+  waitFor,
   type TestDatabase,
   type TestNatsServer,
 } from '@aigov/testing';
@@ -191,6 +196,61 @@ describe('NATS with users, permissions and TLS (real nats-server enforcing docs/
       await expect(
         identity.request('aigov.budget.check', JSON.stringify({ user_id: owner.id }), { timeout: 2_000 }),
       ).rejects.toThrow(/permission/i);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('budget-api with its own user records the usage the gateway publishes into AI_USAGE and tells it of thresholds', async () => {
+    const api = await ApiHarness.start({
+      NATS_ENABLED: 'true',
+      NATS_URL: url('budget-api', PASSWORDS.BUDGET_API_PASSWORD),
+      THRESHOLD_POLL_MS: '200',
+    });
+    try {
+      await api.pg.query(
+        `INSERT INTO ai_model_prices (provider, model, source, input_price, output_price)
+         VALUES ('anthropic', 'claude-nats-security', 'custom', 1000000, 1000000)`,
+      );
+      const org = await insertOrganization(api.pg);
+      await api.pg.query('INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, 100)', [
+        org.id,
+      ]);
+      const user = await insertUser(api.pg);
+      await addOrganizationMember(api.pg, org.id, user.id);
+      const gateway = await client('ai-gateway', PASSWORDS.AI_GATEWAY_PASSWORD);
+      const thresholds: unknown[] = [];
+      gateway.subscribe('aigov.budget.threshold', {
+        callback: (_err, msg) => {
+          thresholds.push(msg.json());
+        },
+      });
+      const requestId = `nats-security-${randomBytes(4).toString('hex')}`;
+      await jetstream(gateway).publish(
+        'aigov.usage.recorded',
+        JSON.stringify({
+          request_id: requestId,
+          user_id: user.id,
+          provider: 'anthropic',
+          model: 'claude-nats-security',
+          input_tokens: 60,
+          output_tokens: 40,
+        }),
+      );
+      await waitFor(
+        'the usage recorded',
+        async () =>
+          (await api.pg.query('SELECT 1 FROM ai_usage WHERE request_id = $1', [requestId])).rowCount === 1,
+        30_000,
+        100,
+      );
+      await waitFor('both threshold events', () => thresholds.length === 2, 30_000, 100);
+      expect(thresholds).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ user_id: user.id, threshold_percent: 85, spent_micros: 100 }),
+          expect.objectContaining({ user_id: user.id, threshold_percent: 100, spent_micros: 100 }),
+        ]),
+      );
     } finally {
       await api.close();
     }

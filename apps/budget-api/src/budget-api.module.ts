@@ -66,6 +66,7 @@ export class BudgetApiModule {
           priceSyncTimeoutMs: deps.config.priceSyncTimeoutMs,
           budgetPeriod: deps.config.budgetPeriod,
           unpricedUsage: deps.config.unpricedUsage,
+          spendUpkeep: deps.config.spendUpkeep,
         }),
         ...FEATURE_MODULES,
       ],

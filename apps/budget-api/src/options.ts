@@ -1,4 +1,4 @@
-import type { BudgetPeriod, UnpricedUsage } from '@aigov/config';
+import type { BudgetPeriod, SpendUpkeepSettings, UnpricedUsage } from '@aigov/config';
 
 export const BUDGET_API_OPTIONS = Symbol('BUDGET_API_OPTIONS');
 
@@ -13,4 +13,6 @@ export interface BudgetApiOptions {
   budgetPeriod: BudgetPeriod;
   /** Usage of a model without a price: recorded at cost null (allow), or reservations refused (block). */
   unpricedUsage: UnpricedUsage;
+  /** The usage consumer, the reservation sweeper and the threshold outbox. */
+  spendUpkeep: SpendUpkeepSettings;
 }

@@ -39,6 +39,50 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads the spend upkeep settings, with defaults, and names bad ones', () => {
+    expect(loadConfig({}).spendUpkeep).toEqual({
+      usageBatchSize: 200,
+      usageMaxDeliver: 10,
+      usageAckWaitMs: 30_000,
+      reservationSweepIntervalMs: 5_000,
+      thresholdPollMs: 1_000,
+    });
+    expect(
+      loadConfig({
+        USAGE_BATCH_SIZE: '500',
+        USAGE_MAX_DELIVER: '3',
+        USAGE_ACK_WAIT_MS: '2000',
+        RESERVATION_SWEEP_INTERVAL_MS: '250',
+        THRESHOLD_POLL_MS: '100',
+      }).spendUpkeep,
+    ).toEqual({
+      usageBatchSize: 500,
+      usageMaxDeliver: 3,
+      usageAckWaitMs: 2_000,
+      reservationSweepIntervalMs: 250,
+      thresholdPollMs: 100,
+    });
+    let err: unknown;
+    try {
+      loadConfig({
+        USAGE_BATCH_SIZE: '0',
+        USAGE_MAX_DELIVER: 'ten',
+        USAGE_ACK_WAIT_MS: '999',
+        RESERVATION_SWEEP_INTERVAL_MS: '-5',
+        THRESHOLD_POLL_MS: '1.5',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).problems.map((p) => p.variable).sort()).toEqual([
+      'RESERVATION_SWEEP_INTERVAL_MS',
+      'THRESHOLD_POLL_MS',
+      'USAGE_ACK_WAIT_MS',
+      'USAGE_BATCH_SIZE',
+      'USAGE_MAX_DELIVER',
+    ]);
+  });
+
   it('gives the documented defaults for an empty environment', () => {
     const c = loadConfig({});
     expect(c.databaseUrl).toBeNull();

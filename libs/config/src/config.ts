@@ -31,7 +31,30 @@ export interface AppConfig {
   priceSyncTimeoutMs: number;
   /** The membership listener's JetStream consumer of identity events. */
   identity: IdentityConsumerSettings;
+  /** budget-api's usage consumer, reservation sweeper and threshold outbox. */
+  spendUpkeep: SpendUpkeepSettings;
 }
+
+export interface SpendUpkeepSettings {
+  /** Usage records fetched and recorded together, in one ledger statement. */
+  usageBatchSize: number;
+  /** Deliveries of one usage record left unacknowledged before it is dead-lettered. */
+  usageMaxDeliver: number;
+  /** How long a delivered usage record may stay unacknowledged before JetStream redelivers it. */
+  usageAckWaitMs: number;
+  /** How often expired reservations are released. */
+  reservationSweepIntervalMs: number;
+  /** How often the threshold outbox is read besides the wake-ups after usage reached a threshold. */
+  thresholdPollMs: number;
+}
+
+export const DEFAULT_SPEND_UPKEEP: SpendUpkeepSettings = {
+  usageBatchSize: 200,
+  usageMaxDeliver: 10,
+  usageAckWaitMs: 30_000,
+  reservationSweepIntervalMs: 5_000,
+  thresholdPollMs: 1_000,
+};
 
 export interface IdentityConsumerSettings {
   /** Deliveries of one event before it is dead-lettered (the consumer's max_deliver). */
@@ -214,6 +237,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
     }
   }
 
+  const d = DEFAULT_SPEND_UPKEEP;
+  const spendUpkeep: SpendUpkeepSettings = {
+    usageBatchSize: int('USAGE_BATCH_SIZE', 1, 1_000, d.usageBatchSize, 'records'),
+    usageMaxDeliver: int('USAGE_MAX_DELIVER', 1, 10_000, d.usageMaxDeliver, 'deliveries'),
+    usageAckWaitMs: int('USAGE_ACK_WAIT_MS', 1_000, 3_600_000, d.usageAckWaitMs, 'milliseconds'),
+    reservationSweepIntervalMs: int(
+      'RESERVATION_SWEEP_INTERVAL_MS',
+      100,
+      3_600_000,
+      d.reservationSweepIntervalMs,
+      'milliseconds',
+    ),
+    thresholdPollMs: int('THRESHOLD_POLL_MS', 100, 600_000, d.thresholdPollMs, 'milliseconds'),
+  };
+
   const config: AppConfig = {
     databaseUrl,
     dataDir: path.resolve(raw('DATA_DIR') ?? './.data'),
@@ -238,6 +276,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     unpricedUsage: oneOf('UNPRICED_USAGE', ['allow', 'block'] as const, 'allow'),
     priceSyncTimeoutMs,
     identity,
+    spendUpkeep,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

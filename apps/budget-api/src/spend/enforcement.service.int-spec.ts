@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Stores } from '@aigov/authz';
+import { DEFAULT_SPEND_UPKEEP } from '@aigov/config';
 import { AI_GATEWAY_ACTOR, type UsageRecord } from '@aigov/contracts';
 import { createDataSource } from '@aigov/db';
 import { Metrics } from '@aigov/observability';
@@ -58,6 +59,7 @@ function service(clock: Clock, over: Partial<BudgetApiOptions> = {}): Enforcemen
     priceSyncTimeoutMs: 1000,
     budgetPeriod: 'month',
     unpricedUsage: 'allow',
+    spendUpkeep: DEFAULT_SPEND_UPKEEP,
     ...over,
   };
   return new EnforcementService(new Stores(ds), options, clock, new Metrics('test'), null);

@@ -1,10 +1,13 @@
 import { Module } from '@nestjs/common';
 import { EnforcementController } from './enforcement.controller';
 import { EnforcementHandlers } from './enforcement.handlers';
-import { EnforcementService, SPEND_CLOCK } from './enforcement.service';
+import { EnforcementService, SPEND_CLOCK, THRESHOLD_WAKE } from './enforcement.service';
 import { systemClock } from './period';
 import { SpendReportsService } from './spend-reports.service';
 import { SpendController } from './spend.controller';
+import { ReservationSweeperService } from './sweeper.service';
+import { ThresholdOutboxService } from './threshold-outbox.service';
+import { UsageConsumerService } from './usage-consumer.service';
 
 /**
  * Spend accounting and enforcement: budget check/reserve/release and usage over HTTP and NATS,
@@ -13,7 +16,15 @@ import { SpendController } from './spend.controller';
  */
 @Module({
   controllers: [EnforcementController, EnforcementHandlers, SpendController],
-  providers: [EnforcementService, { provide: SPEND_CLOCK, useValue: systemClock }, SpendReportsService],
+  providers: [
+    EnforcementService,
+    { provide: SPEND_CLOCK, useValue: systemClock },
+    SpendReportsService,
+    UsageConsumerService,
+    ReservationSweeperService,
+    ThresholdOutboxService,
+    { provide: THRESHOLD_WAKE, useExisting: ThresholdOutboxService },
+  ],
   exports: [EnforcementService],
 })
 export class SpendModule {}
