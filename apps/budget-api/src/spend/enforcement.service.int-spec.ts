@@ -207,3 +207,21 @@ describe('reservations in the token form', () => {
     });
   });
 });
+
+it('100 parallel reservations against a limit that fits 7: exactly 7 replies allow, each with its reservation', async () => {
+  const svc = service(new TestClock(new Date()));
+  const user = await limitedMember(7 * 1_000 + 500);
+  const replies = await Promise.all(
+    Array.from({ length: 100 }, () =>
+      svc.reserve(A, { request_id: randomUUID(), user_id: user, amount_micros: 1_000 }),
+    ),
+  );
+  const allowed = replies.filter((r) => r.allowed);
+  expect(allowed).toHaveLength(7);
+  expect(new Set(allowed.map((r) => r.reservation_id)).size).toBe(7);
+  // A refusal decided on the locked counter says so, whatever the statement's snapshot showed.
+  expect(new Set(replies.filter((r) => !r.allowed).map((r) => r.reason))).toEqual(
+    new Set(['insufficient_budget']),
+  );
+  expect(replies.filter((r) => !r.allowed).every((r) => r.reservation_id === undefined)).toBe(true);
+});

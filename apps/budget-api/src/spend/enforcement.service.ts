@@ -125,9 +125,7 @@ export class EnforcementService {
       amountMicros: amount,
       expiresAt: new Date(now.getTime() + ttl * 1000),
     });
-    if (outcome.kind === 'denied') {
-      return { ...checkReply(outcome.state, period, amount), amount_micros: Number(amount) };
-    }
+    if (outcome.kind === 'denied') return this.denied(actor, outcome.state, userId, period, amount);
     const r = outcome.reservation;
     return {
       ...checkReply(outcome.state, period, 0n),
@@ -136,6 +134,32 @@ export class EnforcementService {
       amount_micros: Number(r.amountMicros),
       expires_at: r.expiresAt.toISOString(),
       ...(outcome.kind === 'replayed' ? { duplicate: true } : {}),
+    };
+  }
+
+  /**
+   * The reply to a refused reservation. The statement's state is its snapshot, taken before it
+   * waited for the counter row; the refusal was decided on the row as locked, which concurrent
+   * grants may have filled since. So the counters are read again (they are what the caller needs
+   * to see), and a refusal stays a refusal even when a release in between makes them look roomy.
+   */
+  private async denied(
+    actor: Actor,
+    snapshot: BudgetState,
+    userId: string,
+    period: Period,
+    amount: bigint,
+  ): Promise<BudgetReserveReply> {
+    const state =
+      snapshot.userStatus === 'active'
+        ? await this.stores.spend.getBudgetState(actor, userId, period.startDate)
+        : snapshot;
+    const reply = checkReply(state, period, amount);
+    return {
+      ...reply,
+      allowed: false,
+      reason: reply.reason ?? 'insufficient_budget',
+      amount_micros: Number(amount),
     };
   }
 
