@@ -101,7 +101,15 @@ const uid = (text: string): string => {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 };
 const sqlUid = (expr: string) => `md5(${expr})::uuid`;
-const userId = (u: number) => uid(`bench-user-${u}`);
+/**
+ * Version 4 shaped (the API's validator refuses other version and variant digits), from md5 so
+ * that every run seeds and asks for the same ids; $1 of the seed statements holds them in order.
+ */
+const userId = (u: number) => {
+  const h = uid(`bench-user-${u}`);
+  return `${h.slice(0, 14)}4${h.slice(15, 19)}${'89ab'[parseInt(h[19], 16) % 4]}${h.slice(20)}`;
+};
+const USER_IDS = Array.from({ length: USERS }, (_, k) => userId(k + 1));
 /** Every 10th user is only in the limited group (group 0); the others in two large ones. */
 const isLimited = (u: number) => u % 10 === 0;
 const limitOf = (u: number): bigint => (isLimited(u) ? LIMITED_MICROS : LARGE_MICROS);
@@ -120,20 +128,20 @@ function random(seed: number): () => number {
 // ---------------------------------------------------------------------------------------------
 // Seed
 
+/** Seed statements; `u` is the id of user i, `ids` ($1) the user ids in order. */
 function seedSql(org: string): [string, string][] {
-  const u = (expr: string) => sqlUid(`'bench-user-' || ${expr}`);
+  const ids = 'unnest($1::uuid[]) WITH ORDINALITY AS t(id, i)';
   const g = (expr: string) => sqlUid(`'bench-group-' || ${expr}`);
   return [
     [
       `${USERS} users`,
       `INSERT INTO users (id, username, email, name)
-       SELECT ${u('i')}, 'bench-' || lpad(i::text, 6, '0'), 'bench-' || i || '@example.com', 'Bench ' || i
-         FROM generate_series(1, ${USERS}) i`,
+       SELECT id, 'bench-' || lpad(i::text, 6, '0'), 'bench-' || i || '@example.com', 'Bench ' || i FROM ${ids}`,
     ],
     [
       'all members of the default organization',
       `INSERT INTO organization_members (organization_id, user_id)
-       SELECT '${org}', ${u('i')} FROM generate_series(1, ${USERS}) i`,
+       SELECT '${org}', id FROM ${ids}`,
     ],
     [
       `${GROUPS} groups`,
@@ -149,22 +157,21 @@ function seedSql(org: string): [string, string][] {
     [
       'group members (limited users in group 0 only, the others in two large groups)',
       `INSERT INTO group_members (group_id, user_id)
-       SELECT ${g('0')}, ${u('i')} FROM generate_series(1, ${USERS}) i WHERE i % 10 = 0
+       SELECT ${g('0')}, id FROM ${ids} WHERE i % 10 = 0
        UNION ALL
-       SELECT ${g('(1 + i % 9)')}, ${u('i')} FROM generate_series(1, ${USERS}) i WHERE i % 10 <> 0
+       SELECT ${g('(1 + i % 9)')}, id FROM ${ids} WHERE i % 10 <> 0
        UNION ALL
-       SELECT ${g('(1 + (i + 4) % 9)')}, ${u('i')} FROM generate_series(1, ${USERS}) i WHERE i % 10 <> 0`,
+       SELECT ${g('(1 + (i + 4) % 9)')}, id FROM ${ids} WHERE i % 10 <> 0`,
     ],
     [
       'a large override for every 20th unlimited user',
       `INSERT INTO user_ai_budget_overrides (user_id, group_id, spend_limit_micros)
-       SELECT ${u('i')}, ${g('(1 + i % 9)')}, ${LARGE_MICROS}
-         FROM generate_series(1, ${USERS}) i WHERE i % 20 = 1`,
+       SELECT id, ${g('(1 + i % 9)')}, ${LARGE_MICROS} FROM ${ids} WHERE i % 20 = 1`,
     ],
     [
       `baseline counter rows (period ${BASELINE_PERIOD})`,
       `INSERT INTO ai_spend_counters (user_id, period_start)
-       SELECT ${u('i')}, '${BASELINE_PERIOD}' FROM generate_series(1, ${USERS}) i`,
+       SELECT id, '${BASELINE_PERIOD}' FROM ${ids}`,
     ],
   ];
 }
@@ -497,7 +504,7 @@ async function main(): Promise<void> {
       .rows[0].id;
     for (const [what, sql] of seedSql(org)) {
       const t0 = performance.now();
-      await db.query(sql);
+      await db.query(sql, sql.includes('$1') ? [USER_IDS] : []);
       console.log(`seeded ${what} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     }
     await db.query('VACUUM ANALYZE');
@@ -527,10 +534,10 @@ async function main(): Promise<void> {
     const rnd = random(7);
     const pickUser = () => 1 + Math.floor(rnd() * USERS);
     let reserveSeq = 0;
-    const checkBody = () => ({ user_id: userId(pickUser()), amount_micros: CHECK_MICROS });
+    const checkBody = () => ({ user_id: USER_IDS[pickUser() - 1], amount_micros: CHECK_MICROS });
     const reserveBody = (prefix: string) => () => ({
       request_id: `bench-${RUN}-${prefix}-${reserveSeq++}`,
-      user_id: userId(pickUser()),
+      user_id: USER_IDS[pickUser() - 1],
       amount_micros: RESERVE_MICROS,
     });
     const baselineCheck = async (): Promise<Outcome> => {
@@ -538,7 +545,7 @@ async function main(): Promise<void> {
       const r = await pool.query<{ spent_micros: string; held_micros: string }>({
         name: 'bench_check',
         text: 'SELECT spent_micros, held_micros FROM ai_spend_counters WHERE user_id = $1 AND period_start = $2',
-        values: [userId(u), BASELINE_PERIOD],
+        values: [USER_IDS[u - 1], BASELINE_PERIOD],
       });
       const c = r.rows[0];
       return c && BigInt(c.spent_micros) + BigInt(c.held_micros) + BigInt(CHECK_MICROS) <= limitOf(u)
@@ -551,7 +558,7 @@ async function main(): Promise<void> {
         name: 'bench_reserve',
         text: `UPDATE ai_spend_counters SET held_micros = held_micros + $3
                 WHERE user_id = $1 AND period_start = $2 AND spent_micros + held_micros + $3 <= $4`,
-        values: [userId(u), BASELINE_PERIOD, RESERVE_MICROS, limitOf(u).toString()],
+        values: [USER_IDS[u - 1], BASELINE_PERIOD, RESERVE_MICROS, limitOf(u).toString()],
       });
       return r.rowCount === 1 ? 'granted' : 'denied';
     };
@@ -789,7 +796,7 @@ async function ingestUsage(
     const record = {
       request_id: `bench-usage-${RUN}-${i}`,
       // Users 1..USAGE_USERS, limited ones included (usage is recorded whatever the limit).
-      user_id: userId(1 + (i % USAGE_USERS)),
+      user_id: USER_IDS[i % USAGE_USERS],
       provider: model.provider,
       model: model.model,
       input_tokens: input,
