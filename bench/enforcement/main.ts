@@ -51,7 +51,7 @@ import { cpuSeconds, migrateDatabase, startNatsServer } from '../shared/services
  *
  *   npm run bench:enforcement [-- --duration 10 --warmup 2 --clients 50 --rounds 3 --users 1000
  *     --rate 1000 --rate-seconds 10 --usage 20000 --usage-users 300
- *     --usage-format bare|cloudevent --database-url postgres://...]
+ *     --usage-format bare|cloudevent --cpu-prof <dir> --database-url postgres://...]
  */
 
 const DURATION = Number(arg('duration', '10'));
@@ -66,6 +66,8 @@ const USAGE_USERS = Math.min(Number(arg('usage-users', '300')), USERS);
 /** How usage records travel: the record as plain JSON (CONTRACT 4.3), or in a CloudEvents envelope. */
 const USAGE_FORMAT = arg('usage-format', 'bare');
 const ADMIN_URL = arg('database-url', 'postgres://postgres@127.0.0.1:5432/postgres');
+/** A directory: the budget-api runs with node --cpu-prof there (summarise with bench/api/profile-summary). */
+const CPU_PROFILE_DIR = arg('cpu-prof', '');
 /** Statement pool of the budget-api: DATABASE_POOL_SIZE 20 gives it 10, as many as the baseline's. */
 const API_POOL_SIZE = '20';
 const BASELINE_POOL = 10;
@@ -214,8 +216,11 @@ interface LoadResult {
   denied: number;
   errors: number;
   firstError: string | null;
-  /** CPU microseconds per request of this process, the budget-api, nats-server, PostgreSQL. */
-  cpu: { client: number; api: number; nats: number; pg: number };
+  /**
+   * CPU microseconds per request of this process, the budget-api, nats-server and PostgreSQL, and
+   * the database's transactions (a statement outside a transaction is one) per request.
+   */
+  cpu: { client: number; api: number; nats: number; pg: number; xact: number };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -228,11 +233,13 @@ interface Processes {
   natsPid: number;
   /** PostgreSQL backends serving the bench database (sampled before and after). */
   pgPids: () => Promise<number[]>;
+  /** Transactions committed or rolled back in the bench database so far. */
+  xacts: () => Promise<number>;
 }
 
 async function cpuSnapshot(
   procs: Processes,
-): Promise<{ client: number; api: number; nats: number; pg: Map<number, number> }> {
+): Promise<{ client: number; api: number; nats: number; pg: Map<number, number>; xact: number }> {
   const c = process.cpuUsage();
   const pg = new Map<number, number>();
   for (const pid of await procs.pgPids()) pg.set(pid, cpuSeconds(pid));
@@ -241,6 +248,7 @@ async function cpuSnapshot(
     api: cpuSeconds(procs.apiPid),
     nats: cpuSeconds(procs.natsPid),
     pg,
+    xact: await procs.xacts(),
   };
 }
 
@@ -259,6 +267,7 @@ async function cpuPerRequest(
     api: per(after.api - before.api),
     nats: per(after.nats - before.nats),
     pg: per(pg),
+    xact: requests > 0 ? (after.xact - before.xact) / requests : NaN,
   };
 }
 
@@ -310,7 +319,7 @@ async function closedLoop(
     cpu:
       procs && before
         ? await cpuPerRequest(procs, before, latencies.length)
-        : { client: NaN, api: NaN, nats: NaN, pg: NaN },
+        : { client: NaN, api: NaN, nats: NaN, pg: NaN, xact: NaN },
   };
 }
 
@@ -463,12 +472,12 @@ function row(label: string, r: LoadResult | null, missing: string | null): strin
   return (
     `  ${label.padEnd(30)} ${fmt(r.rps).padStart(8)} ${r.p50.toFixed(2).padStart(7)} ${r.p99.toFixed(2).padStart(7)} ` +
     `${fmt(r.granted).padStart(8)} ${fmt(r.denied).padStart(7)} ${fmt(r.errors).padStart(6)}   ` +
-    `${c(r.cpu.client)} ${c(r.cpu.api)} ${c(r.cpu.nats)} ${c(r.cpu.pg)}`
+    `${c(r.cpu.client)} ${c(r.cpu.api)} ${c(r.cpu.nats)} ${c(r.cpu.pg)}   ${(Number.isFinite(r.cpu.xact) ? r.cpu.xact.toFixed(2) : '-').padStart(5)}`
   );
 }
 const HEADER =
   `  ${'contender'.padEnd(30)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ` +
-  `${'allowed'.padStart(8)} ${'denied'.padStart(7)} ${'errors'.padStart(6)}   CPU µs/request: client   api  nats    pg`;
+  `${'allowed'.padStart(8)} ${'denied'.padStart(7)} ${'errors'.padStart(6)}   CPU µs/request: client   api  nats    pg   pg xact/req`;
 
 async function main(): Promise<void> {
   console.log(
@@ -497,6 +506,7 @@ async function main(): Promise<void> {
     cleanup.push(nats.stop);
     const { child: api, base } = await startBudgetApi(database.url, {
       env: { NATS_ENABLED: 'true', NATS_URL: nats.url, DATABASE_POOL_SIZE: API_POOL_SIZE },
+      nodeArgs: CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROFILE_DIR)}`] : [],
     });
     cleanup.push(() => stop(api));
     const token = await firstUser(base, 'bench');
@@ -528,6 +538,15 @@ async function main(): Promise<void> {
             [database.name, monitorPid],
           )
         ).rows.map((r) => r.pid),
+      xacts: async () => {
+        // Without it the statistics snapshot of this connection's transaction would not move.
+        await db.query('SELECT pg_stat_clear_snapshot()');
+        const r = await db.query<{ n: string }>(
+          'SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = $1',
+          [database.name],
+        );
+        return Number(r.rows[0].n);
+      },
     };
 
     // Requests: random users; reservations with request ids of their own.
@@ -648,7 +667,7 @@ async function main(): Promise<void> {
         `latency from the scheduled time p50 ${p(r.fromSchedule, 50)} ms, p99 ${p(r.fromSchedule, 99)} ms, max ${p(r.fromSchedule, 100)} ms; ` +
         `from the send p50 ${p(r.fromSend, 50)} ms, p99 ${p(r.fromSend, 99)} ms; sender at most ${r.maxLagMs.toFixed(1)} ms late; ` +
         `${fmt(r.errors)} errors; CPU µs/request client ${r.cpu.client.toFixed(0)}, api ${r.cpu.api.toFixed(0)}, ` +
-        `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}`;
+        `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}; ${r.cpu.xact.toFixed(2)} database transactions each`;
       if (r.firstError) openLine += ` (first error: ${r.firstError})`;
     } else {
       openLine = `not available: ${natsCheck.missing}`;
@@ -713,6 +732,7 @@ async function main(): Promise<void> {
           api: m((r) => r.cpu.api),
           nats: m((r) => r.cpu.nats),
           pg: m((r) => r.cpu.pg),
+          xact: m((r) => r.cpu.xact),
         },
       };
     };
@@ -861,7 +881,7 @@ async function ingestUsage(
   return (
     `${head} (publishing took ${(published / 1000).toFixed(2)} s); cost total ${total} micros, ` +
     `${total === expected ? 'as computed here' : `computed here ${expected}: DIFFERENT`}; ` +
-    `CPU µs/record client ${cpu.client.toFixed(0)}, api ${cpu.api.toFixed(0)}, nats ${cpu.nats.toFixed(0)}, pg ${cpu.pg.toFixed(0)}${consumer}`
+    `CPU µs/record client ${cpu.client.toFixed(0)}, api ${cpu.api.toFixed(0)}, nats ${cpu.nats.toFixed(0)}, pg ${cpu.pg.toFixed(0)}; ${cpu.xact.toFixed(3)} database transactions per record${consumer}`
   );
 }
 
