@@ -220,7 +220,7 @@ interface LoadResult {
    * CPU microseconds per request of this process, the budget-api, nats-server and PostgreSQL, and
    * the database's transactions (a statement outside a transaction is one) per request.
    */
-  cpu: { client: number; api: number; nats: number; pg: number; xact: number };
+  cpu: { client: number; api: number; nats: number; pg: number; xact: number; rollback: number };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -233,13 +233,19 @@ interface Processes {
   natsPid: number;
   /** PostgreSQL backends serving the bench database (sampled before and after). */
   pgPids: () => Promise<number[]>;
-  /** Transactions committed or rolled back in the bench database so far. */
-  xacts: () => Promise<number>;
+  /** Transactions committed and rolled back in the bench database so far. */
+  xacts: () => Promise<{ commit: number; rollback: number }>;
 }
 
 async function cpuSnapshot(
   procs: Processes,
-): Promise<{ client: number; api: number; nats: number; pg: Map<number, number>; xact: number }> {
+): Promise<{
+  client: number;
+  api: number;
+  nats: number;
+  pg: Map<number, number>;
+  xact: { commit: number; rollback: number };
+}> {
   const c = process.cpuUsage();
   const pg = new Map<number, number>();
   for (const pid of await procs.pgPids()) pg.set(pid, cpuSeconds(pid));
@@ -267,7 +273,11 @@ async function cpuPerRequest(
     api: per(after.api - before.api),
     nats: per(after.nats - before.nats),
     pg: per(pg),
-    xact: requests > 0 ? (after.xact - before.xact) / requests : NaN,
+    xact:
+      requests > 0
+        ? (after.xact.commit + after.xact.rollback - before.xact.commit - before.xact.rollback) / requests
+        : NaN,
+    rollback: requests > 0 ? (after.xact.rollback - before.xact.rollback) / requests : NaN,
   };
 }
 
@@ -319,7 +329,7 @@ async function closedLoop(
     cpu:
       procs && before
         ? await cpuPerRequest(procs, before, latencies.length)
-        : { client: NaN, api: NaN, nats: NaN, pg: NaN, xact: NaN },
+        : { client: NaN, api: NaN, nats: NaN, pg: NaN, xact: NaN, rollback: NaN },
   };
 }
 
@@ -472,12 +482,12 @@ function row(label: string, r: LoadResult | null, missing: string | null): strin
   return (
     `  ${label.padEnd(30)} ${fmt(r.rps).padStart(8)} ${r.p50.toFixed(2).padStart(7)} ${r.p99.toFixed(2).padStart(7)} ` +
     `${fmt(r.granted).padStart(8)} ${fmt(r.denied).padStart(7)} ${fmt(r.errors).padStart(6)}   ` +
-    `${c(r.cpu.client)} ${c(r.cpu.api)} ${c(r.cpu.nats)} ${c(r.cpu.pg)}   ${(Number.isFinite(r.cpu.xact) ? r.cpu.xact.toFixed(2) : '-').padStart(5)}`
+    `${c(r.cpu.client)} ${c(r.cpu.api)} ${c(r.cpu.nats)} ${c(r.cpu.pg)}   ${(Number.isFinite(r.cpu.xact) ? r.cpu.xact.toFixed(2) : '-').padStart(5)} ${(Number.isFinite(r.cpu.rollback) ? r.cpu.rollback.toFixed(2) : '-').padStart(5)}`
   );
 }
 const HEADER =
   `  ${'contender'.padEnd(30)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ` +
-  `${'allowed'.padStart(8)} ${'denied'.padStart(7)} ${'errors'.padStart(6)}   CPU µs/request: client   api  nats    pg   pg xact/req`;
+  `${'allowed'.padStart(8)} ${'denied'.padStart(7)} ${'errors'.padStart(6)}   CPU µs/request: client   api  nats    pg   pg xact, rollback/req`;
 
 async function main(): Promise<void> {
   console.log(
@@ -541,11 +551,11 @@ async function main(): Promise<void> {
       xacts: async () => {
         // Without it the statistics snapshot of this connection's transaction would not move.
         await db.query('SELECT pg_stat_clear_snapshot()');
-        const r = await db.query<{ n: string }>(
-          'SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = $1',
+        const r = await db.query<{ c: string; r: string }>(
+          'SELECT xact_commit AS c, xact_rollback AS r FROM pg_stat_database WHERE datname = $1',
           [database.name],
         );
-        return Number(r.rows[0].n);
+        return { commit: Number(r.rows[0].c), rollback: Number(r.rows[0].r) };
       },
     };
 
@@ -733,6 +743,7 @@ async function main(): Promise<void> {
           nats: m((r) => r.cpu.nats),
           pg: m((r) => r.cpu.pg),
           xact: m((r) => r.cpu.xact),
+          rollback: m((r) => r.cpu.rollback),
         },
       };
     };
