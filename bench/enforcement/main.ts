@@ -79,6 +79,8 @@ const BASELINE_PERIOD = '2000-01-01';
 const GROUPS = 10;
 const GOAL_RATIO = 0.5;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Longer than PostgreSQL's PGSTAT_MIN_INTERVAL (1 s), see cpuSnapshot. */
+const STATS_SETTLE_MS = 1_500;
 const SEED_FILE = path.join(ROOT, 'apps', 'pricing-worker', 'seed', 'prices.json');
 /** Distinct request ids across runs on the same database are not needed, but cost nothing. */
 const RUN = randomBytes(3).toString('hex');
@@ -237,15 +239,16 @@ interface Processes {
   xacts: () => Promise<{ commit: number; rollback: number }>;
 }
 
-async function cpuSnapshot(
-  procs: Processes,
-): Promise<{
+async function cpuSnapshot(procs: Processes): Promise<{
   client: number;
   api: number;
   nats: number;
   pg: Map<number, number>;
   xact: { commit: number; rollback: number };
 }> {
+  // PostgreSQL backends publish their transaction counts at most once a second: without the pause
+  // the previous phase's transactions land in this one's window (up to 2 per request seen).
+  await sleep(STATS_SETTLE_MS);
   const c = process.cpuUsage();
   const pg = new Map<number, number>();
   for (const pid of await procs.pgPids()) pg.set(pid, cpuSeconds(pid));
