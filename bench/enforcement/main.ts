@@ -770,8 +770,12 @@ async function main(): Promise<void> {
         const ratios = rs.map((r, i) => r.rps / sql[i].rps);
         const m = median(ratios);
         const goal = key === 'nats' ? `; goal ${GOAL_RATIO}x ${m >= GOAL_RATIO ? 'met' : 'NOT met'}` : '';
+        // What the ratio would be if all four processes were CPU bound on a machine of their own.
+        const total = (c: LoadResult['cpu']) => c.client + c.api + c.nats + c.pg;
+        const cpuRatios = rs.map((r, i) => total(sql[i].cpu) / total(r.cpu));
         console.log(
-          `  ${kind} ${key.toUpperCase()}: ${m.toFixed(2)}x (${ratios.map((x) => x.toFixed(2)).join(' / ')})${goal}`,
+          `  ${kind} ${key.toUpperCase()}: ${m.toFixed(2)}x (${ratios.map((x) => x.toFixed(2)).join(' / ')})${goal}; ` +
+            `CPU per request of all processes, baseline / aigov: ${median(cpuRatios).toFixed(2)}x`,
         );
       }
     }
