@@ -46,12 +46,16 @@ import { cpuSeconds, migrateDatabase, startNatsServer } from '../shared/services
  * the seed), timed until all are in ai_usage, their total cost compared with the one computed
  * here, and the counters reconciled with the ledger (SpendRepository.listCounterDifferences).
  *
+ * Before the rounds, the database transactions each kind of request costs are counted with
+ * PostgreSQL's statistics (`--statement-sample` requests per contender, 10 s pauses for the counts).
+ *
  * Parts whose route, handler or consumer is missing are reported "not available"; the rest runs.
  * Prints numbers and ratios (and the CPU each request cost every process), asserts no timing.
  *
  *   npm run bench:enforcement [-- --duration 10 --warmup 2 --clients 50 --rounds 3 --users 1000
  *     --rate 1000 --rate-seconds 10 --usage 20000 --usage-users 300
- *     --usage-format bare|cloudevent --cpu-prof <dir> --database-url postgres://...]
+ *     --usage-format bare|cloudevent --statement-sample 1000 --cpu-prof <dir>
+ *     --database-url postgres://...]
  */
 
 const DURATION = Number(arg('duration', '10'));
@@ -79,8 +83,13 @@ const BASELINE_PERIOD = '2000-01-01';
 const GROUPS = 10;
 const GOAL_RATIO = 0.5;
 const REQUEST_TIMEOUT_MS = 10_000;
-/** Longer than PostgreSQL's PGSTAT_MIN_INTERVAL (1 s), see cpuSnapshot. */
-const STATS_SETTLE_MS = 1_500;
+/**
+ * A backend that goes idle less than a second after its last statistics report keeps its counts
+ * until PGSTAT_IDLE_INTERVAL (10 s) has passed (PostgreSQL 15): the wait before reading them.
+ */
+const STATS_SETTLE_MS = 11_000;
+/** Requests per contender of the statement count. */
+const STATEMENT_SAMPLE = Number(arg('statement-sample', '1000'));
 const SEED_FILE = path.join(ROOT, 'apps', 'pricing-worker', 'seed', 'prices.json');
 /** Distinct request ids across runs on the same database are not needed, but cost nothing. */
 const RUN = randomBytes(3).toString('hex');
@@ -132,7 +141,7 @@ function random(seed: number): () => number {
 // ---------------------------------------------------------------------------------------------
 // Seed
 
-/** Seed statements; `u` is the id of user i, `ids` ($1) the user ids in order. */
+/** Seed statements; `ids` is user number i and its id, from $1 (the user ids in order). */
 function seedSql(org: string): [string, string][] {
   const ids = 'unnest($1::uuid[]) WITH ORDINALITY AS t(id, i)';
   const g = (expr: string) => sqlUid(`'bench-group-' || ${expr}`);
@@ -218,11 +227,8 @@ interface LoadResult {
   denied: number;
   errors: number;
   firstError: string | null;
-  /**
-   * CPU microseconds per request of this process, the budget-api, nats-server and PostgreSQL, and
-   * the database's transactions (a statement outside a transaction is one) per request.
-   */
-  cpu: { client: number; api: number; nats: number; pg: number; xact: number; rollback: number };
+  /** CPU microseconds per request of this process, the budget-api, nats-server and PostgreSQL. */
+  cpu: { client: number; api: number; nats: number; pg: number };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -244,11 +250,7 @@ async function cpuSnapshot(procs: Processes): Promise<{
   api: number;
   nats: number;
   pg: Map<number, number>;
-  xact: { commit: number; rollback: number };
 }> {
-  // PostgreSQL backends publish their transaction counts at most once a second: without the pause
-  // the previous phase's transactions land in this one's window (up to 2 per request seen).
-  await sleep(STATS_SETTLE_MS);
   const c = process.cpuUsage();
   const pg = new Map<number, number>();
   for (const pid of await procs.pgPids()) pg.set(pid, cpuSeconds(pid));
@@ -257,7 +259,6 @@ async function cpuSnapshot(procs: Processes): Promise<{
     api: cpuSeconds(procs.apiPid),
     nats: cpuSeconds(procs.natsPid),
     pg,
-    xact: await procs.xacts(),
   };
 }
 
@@ -276,11 +277,6 @@ async function cpuPerRequest(
     api: per(after.api - before.api),
     nats: per(after.nats - before.nats),
     pg: per(pg),
-    xact:
-      requests > 0
-        ? (after.xact.commit + after.xact.rollback - before.xact.commit - before.xact.rollback) / requests
-        : NaN,
-    rollback: requests > 0 ? (after.xact.rollback - before.xact.rollback) / requests : NaN,
   };
 }
 
@@ -332,7 +328,7 @@ async function closedLoop(
     cpu:
       procs && before
         ? await cpuPerRequest(procs, before, latencies.length)
-        : { client: NaN, api: NaN, nats: NaN, pg: NaN, xact: NaN, rollback: NaN },
+        : { client: NaN, api: NaN, nats: NaN, pg: NaN },
   };
 }
 
@@ -485,12 +481,12 @@ function row(label: string, r: LoadResult | null, missing: string | null): strin
   return (
     `  ${label.padEnd(30)} ${fmt(r.rps).padStart(8)} ${r.p50.toFixed(2).padStart(7)} ${r.p99.toFixed(2).padStart(7)} ` +
     `${fmt(r.granted).padStart(8)} ${fmt(r.denied).padStart(7)} ${fmt(r.errors).padStart(6)}   ` +
-    `${c(r.cpu.client)} ${c(r.cpu.api)} ${c(r.cpu.nats)} ${c(r.cpu.pg)}   ${(Number.isFinite(r.cpu.xact) ? r.cpu.xact.toFixed(2) : '-').padStart(5)} ${(Number.isFinite(r.cpu.rollback) ? r.cpu.rollback.toFixed(2) : '-').padStart(5)}`
+    `${c(r.cpu.client)} ${c(r.cpu.api)} ${c(r.cpu.nats)} ${c(r.cpu.pg)}`
   );
 }
 const HEADER =
   `  ${'contender'.padEnd(30)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ` +
-  `${'allowed'.padStart(8)} ${'denied'.padStart(7)} ${'errors'.padStart(6)}   CPU µs/request: client   api  nats    pg   pg xact, rollback/req`;
+  `${'allowed'.padStart(8)} ${'denied'.padStart(7)} ${'errors'.padStart(6)}   CPU µs/request: client   api  nats    pg`;
 
 async function main(): Promise<void> {
   console.log(
@@ -637,6 +633,14 @@ async function main(): Promise<void> {
       }
     }
 
+    // Statements per request: a fixed number of requests per contender, counted by PostgreSQL.
+    // Apart from the timed rounds because its counters need a 10 s pause to be complete.
+    const statementLines = await countStatements(contenders, procs);
+    console.log(
+      `\ndatabase transactions per request, ${fmt(STATEMENT_SAMPLE)} requests each (load average ${loadAvg()})`,
+    );
+    for (const l of statementLines) console.log(`  ${l}`);
+
     // Closed-loop rounds.
     const results: Record<string, LoadResult[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
@@ -680,7 +684,7 @@ async function main(): Promise<void> {
         `latency from the scheduled time p50 ${p(r.fromSchedule, 50)} ms, p99 ${p(r.fromSchedule, 99)} ms, max ${p(r.fromSchedule, 100)} ms; ` +
         `from the send p50 ${p(r.fromSend, 50)} ms, p99 ${p(r.fromSend, 99)} ms; sender at most ${r.maxLagMs.toFixed(1)} ms late; ` +
         `${fmt(r.errors)} errors; CPU µs/request client ${r.cpu.client.toFixed(0)}, api ${r.cpu.api.toFixed(0)}, ` +
-        `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}; ${r.cpu.xact.toFixed(2)} database transactions each`;
+        `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}`;
       if (r.firstError) openLine += ` (first error: ${r.firstError})`;
     } else {
       openLine = `not available: ${natsCheck.missing}`;
@@ -745,8 +749,6 @@ async function main(): Promise<void> {
           api: m((r) => r.cpu.api),
           nats: m((r) => r.cpu.nats),
           pg: m((r) => r.cpu.pg),
-          xact: m((r) => r.cpu.xact),
-          rollback: m((r) => r.cpu.rollback),
         },
       };
     };
@@ -779,6 +781,8 @@ async function main(): Promise<void> {
         );
       }
     }
+    console.log('\ndatabase transactions per request (a statement outside a transaction is one)');
+    for (const l of statementLines) console.log(`  ${l}`);
     console.log(`  check over NATS at ${fmt(RATE)}/s: ${openLine}`);
     console.log(`  usage ingestion: ${usageLine}`);
     console.log(`  ${reconcileLine}`);
@@ -798,6 +802,57 @@ what bounds each figure
   } finally {
     for (const fn of cleanup.reverse()) await fn().catch((err: unknown) => console.error(err));
   }
+}
+
+/**
+ * Transactions (commits and rollbacks) the bench database sees per request, for each available
+ * contender: `STATEMENT_SAMPLE` requests, then the wait that lets every backend report its counts,
+ * less what the database does meanwhile without requests (the app's sweeper and outbox polls,
+ * measured over one idle window first).
+ */
+async function countStatements(
+  contenders: Record<'check' | 'reserve', Contender[]>,
+  procs: Processes,
+): Promise<string[]> {
+  await sleep(STATS_SETTLE_MS);
+  const idle0 = await procs.xacts();
+  const t0 = performance.now();
+  await sleep(STATS_SETTLE_MS);
+  const idle1 = await procs.xacts();
+  const idlePerMs =
+    (idle1.commit + idle1.rollback - idle0.commit - idle0.rollback) / (performance.now() - t0);
+  const lines = [`idle: ${(idlePerMs * 1000).toFixed(1)} transactions/s (subtracted below)`];
+  for (const kind of ['check', 'reserve'] as const) {
+    for (const c of contenders[kind]) {
+      if (c.missing || !c.op) {
+        lines.push(`${kind} ${c.label}: not available`);
+        continue;
+      }
+      const op = c.op;
+      const before = await procs.xacts();
+      const start = performance.now();
+      let next = 0;
+      let errors = 0;
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async () => {
+          while (next < STATEMENT_SAMPLE) {
+            next++;
+            if ((await op(next).catch((): Outcome => 'error')) === 'error') errors++;
+          }
+        }),
+      );
+      await sleep(STATS_SETTLE_MS);
+      const after = await procs.xacts();
+      const idle = idlePerMs * (performance.now() - start);
+      const all = after.commit + after.rollback - before.commit - before.rollback - idle;
+      lines.push(
+        `${kind} ${c.label}: ${(all / STATEMENT_SAMPLE).toFixed(2)} ` +
+          `(of which rolled back ${((after.rollback - before.rollback) / STATEMENT_SAMPLE).toFixed(2)}; ` +
+          `${fmt(STATEMENT_SAMPLE)} requests, ${errors} errors)`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** Publishes the usage records, waits until all are in ai_usage, checks their total cost. */
@@ -899,7 +954,7 @@ async function ingestUsage(
   return (
     `${head} (publishing took ${(published / 1000).toFixed(2)} s); cost total ${total} micros, ` +
     `${total === expected ? 'as computed here' : `computed here ${expected}: DIFFERENT`}; ` +
-    `CPU µs/record client ${cpu.client.toFixed(0)}, api ${cpu.api.toFixed(0)}, nats ${cpu.nats.toFixed(0)}, pg ${cpu.pg.toFixed(0)}; ${cpu.xact.toFixed(3)} database transactions per record${consumer}`
+    `CPU µs/record client ${cpu.client.toFixed(0)}, api ${cpu.api.toFixed(0)}, nats ${cpu.nats.toFixed(0)}, pg ${cpu.pg.toFixed(0)}${consumer}`
   );
 }
 
