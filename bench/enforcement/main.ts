@@ -798,7 +798,10 @@ what bounds each figure
     is one UPDATE of an existing row, no reservation row, no idempotency. Its ratio is the price of all that.
   - The budget-api reads through ${BASELINE_POOL} statement-pool connections (DATABASE_POOL_SIZE ${API_POOL_SIZE}); the
     baseline pool has ${BASELINE_POOL}.
-  - Usage ingestion runs with the budget-api serving nothing else; its rate includes publishing (same process).`);
+  - Every reservation (aigov's, granted or not, and the baseline's UPDATE) is a commit with
+    synchronous_commit on: WAL flushes bound the reserve figures more than the check figures.
+  - Usage ingestion runs with the budget-api serving nothing else; its rate includes publishing (same process).
+  - docs/benchmarks/enforcement.md has the figures of earlier runs and how to read them.`);
   } finally {
     for (const fn of cleanup.reverse()) await fn().catch((err: unknown) => console.error(err));
   }
