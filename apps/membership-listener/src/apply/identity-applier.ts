@@ -5,7 +5,13 @@ import {
   type IdentityEvent,
   type OrganizationSnapshotData,
 } from '@aigov/contracts';
-import { constraintOf, isDatabaseUnavailableError, isRetryableTransactionError } from '@aigov/db';
+import {
+  constraintOf,
+  isDatabaseUnavailableError,
+  isRetryableTransactionError,
+  type GroupMemberEvent,
+  type GroupMemberEventResult,
+} from '@aigov/db';
 import type { ApplyOutcome, IdentityEventApplier } from './applier';
 import {
   A,
@@ -29,6 +35,63 @@ type Handler<S extends keyof IdentityDataBySubject> = (
   c: EventContext,
   d: IdentityDataBySubject[S],
 ) => Promise<ApplyOutcome>;
+
+type GroupMemberData = IdentityDataBySubject['identity.group.member.added'];
+const GROUP_MEMBER_TYPES = new Set<string>(['identity.group.member.added', 'identity.group.member.removed']);
+
+const groupMemberEvent = (c: EventContext, d: GroupMemberData, added: boolean): GroupMemberEvent => ({
+  eventId: c.id,
+  type: c.type,
+  time: c.time,
+  key: `${d.group_id}/${d.user_id}`,
+  groupId: d.group_id,
+  userId: d.user_id,
+  added,
+});
+
+/**
+ * The outcome of a group membership event from what applyGroupMemberEvents did with it: an add
+ * the gate refused says why from the context it read (nothing was written).
+ */
+function groupMemberOutcome(
+  c: EventContext,
+  d: GroupMemberData,
+  added: boolean,
+  { state, context: x }: GroupMemberEventResult,
+): ApplyOutcome {
+  if (state === 'blocked') {
+    if (x.everyone || !added) return everyone('data.group_id');
+    if (x.applied) return DUPLICATE;
+    if (newer(c, x.memberVersion) || newer(c, x.membershipEnded)) return STALE;
+    if (x.organizationId === null) return missing(c, 'group', d.group_id, x.groupVersion);
+    if (x.username === null) return missing(c, 'user', d.user_id, x.userVersion);
+    // A group member must be a member of the group's organization (the database insists).
+    const memberKey = `${x.organizationId}/${d.user_id}`;
+    return missing(c, 'organization member', memberKey, x.organizationMemberVersion);
+  }
+  return state === 'fresh' ? APPLIED : state === 'duplicate' ? DUPLICATE : STALE;
+}
+
+/**
+ * How many events from `from` on form a run for applyGroupMemberEvents: group membership events
+ * about distinct memberships with distinct ids (0 when the event there is of another type). A
+ * membership or an id that comes again starts the next run, which then sees what this one wrote.
+ */
+function groupMemberRun(events: readonly IdentityEvent[], from: number): number {
+  const keys = new Set<string>();
+  const ids = new Set<string>();
+  let i = from;
+  for (; i < events.length; i++) {
+    const e = events[i];
+    if (!GROUP_MEMBER_TYPES.has(e.type)) break;
+    const d = e.data as GroupMemberData;
+    const key = `${d.group_id}/${d.user_id}`.toLowerCase();
+    if (keys.has(key) || ids.has(e.id)) break;
+    keys.add(key);
+    ids.add(e.id);
+  }
+  return i - from;
+}
 
 /**
  * The effect of each identity event (docs/identity-events.md). A handler reads what it needs
@@ -166,36 +229,15 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
     return APPLIED;
   },
 
+  // One at a time only in a batch's retry with savepoints; otherwise in runs (applyRun).
   'identity.group.member.added': async (c, d) => {
-    const { state, context: x } = await c.store.beginGroupMemberAdded(A, {
-      ...start(c, 'group_member', `${d.group_id}/${d.user_id}`),
-      groupId: d.group_id,
-      userId: d.user_id,
-    });
-    if (state === 'blocked') {
-      if (x.everyone) return everyone('data.group_id');
-      if (x.applied) return DUPLICATE;
-      if (newer(c, x.memberVersion) || newer(c, x.membershipEnded)) return STALE;
-      if (x.organizationId === null) return missing(c, 'group', d.group_id, x.groupVersion);
-      if (x.username === null) return missing(c, 'user', d.user_id, x.userVersion);
-      // A group member must be a member of the group's organization (the database insists).
-      const memberKey = `${x.organizationId}/${d.user_id}`;
-      return missing(c, 'organization member', memberKey, x.organizationMemberVersion);
-    }
-    if (state !== 'fresh') return state === 'duplicate' ? DUPLICATE : STALE;
-    await c.store.addGroupMember(
-      A,
-      { id: d.group_id, name: x.groupName ?? '', organizationId: x.organizationId ?? '' },
-      { id: d.user_id, username: x.username ?? '' },
-    );
-    return APPLIED;
+    const [r] = await c.store.applyGroupMemberEvents(A, [groupMemberEvent(c, d, true)], () => c.store);
+    return groupMemberOutcome(c, d, true, r);
   },
 
   'identity.group.member.removed': async (c, d) => {
-    const done = await begin(c, 'group_member', `${d.group_id}/${d.user_id}`, d.group_id);
-    if (done) return done;
-    await c.store.removeGroupMember(A, d.group_id, d.user_id);
-    return APPLIED;
+    const [r] = await c.store.applyGroupMemberEvents(A, [groupMemberEvent(c, d, false)], () => c.store);
+    return groupMemberOutcome(c, d, false, r);
   },
 
   'identity.organization.snapshot': async (c, d) => {
@@ -263,13 +305,52 @@ export class IdentityApplier implements IdentityEventApplier {
       await tx.identity.beginBatch(A);
       const audit = tx.deferredAudit();
       const outcomes: ApplyOutcome[] = [];
-      for (const e of events) {
+      for (let i = 0; i < events.length;) {
+        const run = savepoints ? 0 : groupMemberRun(events, i);
+        if (run > 0) {
+          outcomes.push(...(await this.applyRun(tx, audit, events.slice(i, i + run))));
+          i += run;
+          continue;
+        }
+        const e = events[i++];
         const guarded = savepoints || GUARDED.has(e.type);
         outcomes.push(guarded ? await this.inSavepoint(tx, audit, e) : await this.direct(tx, audit, e));
       }
       await audit.flush();
       return outcomes;
     });
+  }
+
+  /**
+   * Group membership events in a run (groupMemberRun): one statement for all of them instead of
+   * one or two each; the same outcomes and audit entries as one by one. Without savepoints: a
+   * failure there runs the batch again, one event at a time.
+   */
+  private async applyRun(
+    tx: Stores,
+    audit: DeferredAudit,
+    events: readonly IdentityEvent[],
+  ): Promise<ApplyOutcome[]> {
+    const contexts = events.map((e): EventContext => ({
+      store: tx.identity,
+      id: e.id,
+      type: e.type,
+      time: e.time,
+    }));
+    const added = events.map((e) => e.type === 'identity.group.member.added');
+    const data = events.map((e) => e.data as GroupMemberData);
+    let results: GroupMemberEventResult[];
+    try {
+      results = await tx.identity.applyGroupMemberEvents(
+        A,
+        events.map((_, i) => groupMemberEvent(contexts[i], data[i], added[i])),
+        (id) => tx.withRequestId(id, audit).identity,
+      );
+    } catch (err) {
+      if (isRetryableTransactionError(err) || isDatabaseUnavailableError(err)) throw err;
+      throw new NeedsSavepoints();
+    }
+    return results.map((r, i) => groupMemberOutcome(contexts[i], data[i], added[i], r));
   }
 
   private async direct(tx: Stores, audit: DeferredAudit, e: IdentityEvent): Promise<ApplyOutcome> {
