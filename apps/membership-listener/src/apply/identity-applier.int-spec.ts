@@ -315,6 +315,47 @@ describe('group membership events applied in runs', () => {
   });
 });
 
+describe('group membership events racing another transaction', () => {
+  it('a removal that waits for the claim of a concurrent add deletes the membership that add inserted', async () => {
+    const { user, group } = await world('race1');
+    const removedAt = at();
+    expect(await apply(ev('identity.group.member.removed', { group_id: group, user_id: user }))).toEqual([
+      'applied',
+    ]);
+    // Another instance applying an add at t2: its claim taken and its row inserted, not committed.
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      await other.startTransaction();
+      const t2 = at();
+      await other.query(
+        `UPDATE identity_versions SET time = $3, event_id = 'other' WHERE entity = 'group_member' AND key = $1 || '/' || $2`,
+        [group, user, t2],
+      );
+      await other.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [group, user]);
+      // The removal at t3 waits for that claim...
+      const remove = ev('identity.group.member.removed', { group_id: group, user_id: user });
+      const removing = applier.applyBatch([remove]);
+      const waiting = async () =>
+        (
+          await rows(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await other.commitTransaction();
+      // ...and then removes the membership the add committed meanwhile.
+      expect(kinds(await removing)).toEqual(['applied']);
+      expect(await isGroupMember(group, user)).toBe(false);
+      expect((await auditOf(remove.id)).map((e) => e.action)).toEqual(['delete']);
+      expect(removedAt < remove.time).toBe(true);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
 describe('idempotency and order', () => {
   it('the same event three times has the effect of one', async () => {
     const { user, org } = await world('d1');

@@ -266,19 +266,17 @@ export class IdentitySyncRepository {
   }
 
   /**
-   * Applies group membership events in one statement, each as its begin statement
+   * Applies group membership events in two statements, each event as its begin statement
    * (beginGroupMemberAdded for an add, beginEvent with `unlessOrganization` for a removal) and its
-   * write would: gated, recorded, claimed, then inserted or deleted. The events must be about
-   * distinct memberships and have distinct ids: the statement sees the rows as they were before
-   * it, so the caller splits a batch where a membership or an id comes again (events about
-   * different memberships do not see each other's writes, so doing them at once is doing them
-   * in order). Results in the order of `events`.
+   * write would: gated, recorded and claimed in the first, then inserted or deleted in the
+   * second. The events must be about distinct memberships and have distinct ids: a statement
+   * sees the rows as they were before it, so the caller splits a batch where a membership or an
+   * id comes again (events about different memberships do not see each other's writes, so doing
+   * them at once is doing them in order). Results in the order of `events`.
    */
   async applyGroupMemberEvents(events: readonly GroupMemberEvent[]): Promise<GroupMemberEventResult[]> {
     if (events.length === 0) return [];
-    const rows = await q<
-      (GroupMemberContext & { ok: boolean; fresh: boolean; claimed: boolean; written: boolean })[]
-    >(
+    const rows = await q<(GroupMemberContext & { ok: boolean; fresh: boolean; claimed: boolean })[]>(
       this.db,
       `WITH e AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::boolean[])
@@ -313,31 +311,14 @@ export class IdentitySyncRepository {
           ORDER BY gate.key
          ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
           WHERE v.time <= EXCLUDED.time
-         RETURNING event_id),
-       go AS (SELECT gate.* FROM gate JOIN claim ON claim.event_id = gate.event_id),
-       inserted AS (
-         INSERT INTO group_members (group_id, user_id)
-         SELECT gid::uuid, uid::uuid FROM go WHERE added ORDER BY 1, 2
-         ON CONFLICT DO NOTHING RETURNING group_id, user_id),
-       -- The override triggers of group_members record the request id of the removal that fired
-       -- them, and a trigger of a row runs as that row leaves the join: the join condition sets
-       -- it, the removal's own id. It names a column of each side, so that it is evaluated where
-       -- the two meet, for the very pair about to be deleted, never earlier for the whole set.
-       deleted AS (
-         DELETE FROM group_members gm USING go
-          WHERE NOT go.added AND gm.group_id = go.gid::uuid AND gm.user_id = go.uid::uuid
-            AND set_config('aigov.request_id', go.event_id || left(gm.user_id::text, 0), true) IS NOT NULL
-         RETURNING gm.group_id, gm.user_id)
+         RETURNING event_id)
        SELECT gate.applied, gate.everyone, gate."memberVersion", gate."organizationId", gate."groupName",
               gate."groupVersion", gate.username, gate."userVersion", gate."organizationMember",
               gate."organizationMemberVersion", gate."membershipEnded", gate.ok,
-              ev.event_id IS NOT NULL AS fresh, claim.event_id IS NOT NULL AS claimed,
-              (i.user_id IS NOT NULL OR d.user_id IS NOT NULL) AS written
+              ev.event_id IS NOT NULL AS fresh, claim.event_id IS NOT NULL AS claimed
          FROM gate
          LEFT JOIN ev ON ev.event_id = gate.event_id
          LEFT JOIN claim ON claim.event_id = gate.event_id
-         LEFT JOIN inserted i ON gate.added AND i.group_id = gate.gid::uuid AND i.user_id = gate.uid::uuid
-         LEFT JOIN deleted d ON NOT gate.added AND d.group_id = gate.gid::uuid AND d.user_id = gate.uid::uuid
         ORDER BY gate.i`,
       [
         events.map((e) => e.eventId),
@@ -350,11 +331,45 @@ export class IdentitySyncRepository {
       ],
       'aigov_identity_group_member_events',
     );
-    return rows.map(({ ok, fresh, claimed, written, ...context }) => ({
+    const results = rows.map(({ ok, fresh, claimed, ...context }): GroupMemberEventResult => ({
       state: !ok ? 'blocked' : !fresh ? 'duplicate' : claimed ? 'fresh' : 'stale',
       context,
-      written,
+      written: false,
     }));
+    const go = events.filter((_, i) => results[i].state === 'fresh');
+    if (go.length === 0) return results;
+    // The writes in a statement of their own, as after a begin statement: one that waited for a
+    // claim held by another transaction must see what that one wrote (a membership it inserted
+    // is to be deleted), and a statement sees the rows as they were when it began.
+    const written = await q<{ written: boolean }[]>(
+      this.db,
+      `WITH w AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[])
+           WITH ORDINALITY AS w(event_id, gid, uid, added, i)),
+       inserted AS (
+         INSERT INTO group_members (group_id, user_id)
+         SELECT gid::uuid, uid::uuid FROM w WHERE added ORDER BY 1, 2
+         ON CONFLICT DO NOTHING RETURNING group_id, user_id),
+       -- The override triggers of group_members record the request id of the removal that fired
+       -- them, and the trigger of a row runs as that row leaves the join: the join condition sets
+       -- it to the removal's own id. It names a column of each side so that it is evaluated where
+       -- the two meet, for the very pair about to be deleted, never earlier for the whole set.
+       deleted AS (
+         DELETE FROM group_members gm USING w
+          WHERE NOT w.added AND gm.group_id = w.gid::uuid AND gm.user_id = w.uid::uuid
+            AND set_config('aigov.request_id', w.event_id || left(gm.user_id::text, 0), true) IS NOT NULL
+         RETURNING gm.group_id, gm.user_id)
+       SELECT (i.user_id IS NOT NULL OR d.user_id IS NOT NULL) AS written
+         FROM w
+         LEFT JOIN inserted i ON w.added AND i.group_id = w.gid::uuid AND i.user_id = w.uid::uuid
+         LEFT JOIN deleted d ON NOT w.added AND d.group_id = w.gid::uuid AND d.user_id = w.uid::uuid
+        ORDER BY w.i`,
+      [go.map((e) => e.eventId), go.map((e) => e.groupId), go.map((e) => e.userId), go.map((e) => e.added)],
+      'aigov_identity_group_member_writes',
+    );
+    let k = 0;
+    for (const r of results) if (r.state === 'fresh') r.written = written[k++].written;
+    return results;
   }
 
   /**
