@@ -99,7 +99,9 @@ function groupMemberRun(events: readonly IdentityEvent[], from: number): number 
  * claims its key (`begin`: an older event is stale and changes nothing), then writes. Adding a
  * membership reads and begins in one statement, gated on what it needs. Removals
  * also record the time of what they take away with them, so late events about those stay
- * ignored. Two to four statements per event: the listener's throughput is their round trips.
+ * ignored. Two to four statements per event: the listener's throughput is their round trips,
+ * which is why group membership events (most of the traffic) go in runs of a batch, two
+ * statements per run (IdentityApplier.applyRun).
  */
 const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   'identity.user.upserted': async (c, d) => {
@@ -286,6 +288,11 @@ class NeedsSavepoints extends Error {}
  * instance between read and write), the transaction is lost: the batch is run again with a
  * savepoint per event, where the failing event alone is rolled back and retried later. Snapshots
  * always run in a savepoint (they check as they go).
+ *
+ * Consecutive group membership events about distinct memberships, with distinct ids, are a run:
+ * applied together in two statements (gate, record and claim; then the writes) with the outcomes
+ * and audit entries they would have one by one. A membership or an id that comes again starts a
+ * new run, so events about one membership still apply in batch order, each seeing the one before.
  */
 @Injectable()
 export class IdentityApplier implements IdentityEventApplier {
