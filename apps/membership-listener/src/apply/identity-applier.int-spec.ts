@@ -356,6 +356,43 @@ describe('group membership events racing another transaction', () => {
   });
 });
 
+describe('group membership events racing another transaction, when the run fails', () => {
+  it('an add whose organization membership goes while the run writes: the batch again, one by one; the add retried', async () => {
+    const { user, org } = await world('race2');
+    const g = randomUUID();
+    expect(
+      await apply(ev('identity.group.upserted', { group_id: g, organization_id: org, name: 'race2 other' })),
+    ).toEqual(['applied']);
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another transaction removes the user from the organization (and so from its groups), not committed.
+      await other.startTransaction();
+      await other.query('DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2', [
+        org,
+        user,
+      ]);
+      const add = ev('identity.group.member.added', { group_id: g, user_id: user });
+      const applying = applier.applyBatch([add]);
+      const waiting = async () =>
+        (
+          await rows(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true); // the insert's check of the organization membership waits
+      await other.commitTransaction();
+      expect(kinds(await applying)).toEqual(['retry']);
+      expect(await isGroupMember(g, user)).toBe(false);
+      expect(await auditOf(add.id)).toEqual([]);
+      expect(await rows('SELECT 1 FROM identity_applied_events WHERE event_id = $1', [add.id])).toEqual([]);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
 describe('idempotency and order', () => {
   it('the same event three times has the effect of one', async () => {
     const { user, org } = await world('d1');
