@@ -393,6 +393,41 @@ describe('group membership events racing another transaction, when the run fails
   });
 });
 
+describe('organization removal racing a later group removal', () => {
+  it('a group membership removed by a newer event while the organization removal waits is no rejoin', async () => {
+    const { user, group, org } = await world('race3');
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another instance applies group.member.removed at t2: claimed and deleted, not committed.
+      await other.startTransaction();
+      const removeOrg = ev('identity.organization.member.removed', { organization_id: org, user_id: user });
+      const t2 = at();
+      await other.query(
+        `UPDATE identity_versions SET time = $3, event_id = 'other' WHERE entity = 'group_member' AND key = $1 || '/' || $2`,
+        [group, user, t2],
+      );
+      await other.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [group, user]);
+      // The organization removal at t1 < t2 still sees the membership and waits for its key.
+      const removing = applier.applyBatch([removeOrg]);
+      const waiting = async () =>
+        (
+          await rows(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await other.commitTransaction();
+      expect(kinds(await removing)).toEqual(['applied']);
+      expect(await isGroupMember(group, user)).toBe(false);
+      expect(await isOrgMember(org, user)).toBe(false);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
 describe('idempotency and order', () => {
   it('the same event three times has the effect of one', async () => {
     const { user, org } = await world('d1');

@@ -169,7 +169,8 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
     // The removal ends the user's group memberships of the organization as of its time: those
     // applied already (their keys take its time), and those whose `added` is still to come (they
     // find its time under the ended key), even when a rejoin after it was applied first.
-    const groups = await c.store.tombstoneDependents(A, { organizationId: o, userId: u }, c.time, c.id);
+    const of = { organizationId: o, userId: u };
+    let groups = await c.store.tombstoneDependents(A, of, c.time, c.id);
     const ended = new Set(groups.claimed);
     const noted = await c.store.claimVersions(
       A,
@@ -179,7 +180,14 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
       c.id,
     );
     if ((await c.store.claimVersions(A, 'organization_member', [`${o}/${u}`], c.time, c.id)).size > 0) {
-      if (ended.size === groups.found) {
+      if (ended.size < groups.found) {
+        // A key not claimed may have waited for another instance's newer removal of that group
+        // membership: the row it found is gone then, and a removal proves no rejoin. Looked at
+        // again (a new statement sees that commit), only memberships still there count.
+        groups = await c.store.tombstoneDependents(A, of, c.time, c.id);
+        for (const key of groups.claimed) ended.add(key);
+      }
+      if (groups.claimed.length === groups.found) {
         await c.store.removeOrganizationMember(A, o, u);
         return APPLIED;
       }
