@@ -819,6 +819,111 @@ export const IDENTITY_SYNC_CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
+  'IdentitySyncStore.applyGroupMemberEvents': [
+    scenario({
+      title:
+        "adds and removals at once, each gated, recorded and claimed; an override ends under its removal's request id",
+      arrange: async (w: World) => {
+        const { org, g, u } = await orgGroupMember(w); // u: in the group, with an override on it
+        await addOverride(w, u.id, g.id);
+        const joiner = await newUser(w); // a member of the organization, not of the group
+        await joinOrganization(w, org.id, joiner.id);
+        const outsider = await newUser(w); // not a member of the organization
+        const late = await newUser(w); // in the group, removed at T2 already
+        await joinOrganization(w, org.id, late.id);
+        await joinGroup(w, g.id, late.id);
+        await addVersion(w, 'group_member', `${g.id}/${late.id}`, T2, 'e2');
+        const seen = randomUUID();
+        await addAppliedEvent(w, seen, T0);
+        const event = (userId: string, added: boolean, groupId = g.id, eventId: string = randomUUID()) => ({
+          eventId,
+          type: added ? 'identity.group.member.added' : 'identity.group.member.removed',
+          time: T1,
+          key: `${groupId}/${userId}`,
+          groupId,
+          userId,
+          added,
+        });
+        return {
+          org,
+          g,
+          u,
+          joiner,
+          events: [
+            event(u.id, false),
+            event(joiner.id, true),
+            event(outsider.id, true),
+            event(u.id, false, org.id), // the Everyone group: refused
+            event(late.id, false), // older than what was applied: stale
+            event(joiner.id, false, g.id, seen), // an id applied before: a duplicate
+          ],
+        };
+      },
+      act: (s, a, f) => s.identity.applyGroupMemberEvents(a, f.events, (id) => s.withRequestId(id).identity),
+      observe: (f, w) => groupMemberRows(w, f.g.id),
+      expect: async (r, f, w) => {
+        assert.deepEqual(
+          r.map((x) => [x.state, x.written]),
+          [
+            ['fresh', true],
+            ['fresh', true],
+            ['blocked', false],
+            ['blocked', false],
+            ['stale', false],
+            ['duplicate', false],
+          ],
+        );
+        assert.equal(r[2].context.organizationMember, false);
+        assert.equal(r[3].context.everyone, true);
+        assert.equal(r[1].context.groupName, f.g.name);
+        const recorded = (
+          await appliedRows(
+            w,
+            f.events.map((e) => e.eventId),
+          )
+        ).map((x) => String(x.event_id));
+        assert.deepEqual(sorted(recorded), sorted([0, 1, 4, 5].map((i) => f.events[i].eventId)));
+        const [removal, add] = f.events;
+        assert.deepEqual(
+          await versionRows(w, [removal.key, add.key]),
+          [
+            version('group_member', add.key, T1, add.eventId),
+            version('group_member', removal.key, T1, removal.eventId),
+          ].sort((x, y) => x.key.localeCompare(y.key)),
+        );
+        const byRequest = await sql(
+          w,
+          `SELECT actor, resource_type, request_id FROM audit_logs WHERE request_id = ANY($1::text[])
+            ORDER BY request_id, actor`,
+          [[removal.eventId, add.eventId]],
+        );
+        assert.deepEqual(
+          byRequest,
+          [
+            { actor: DATABASE, resource_type: 'user_ai_budget_override', request_id: removal.eventId },
+            {
+              actor: 'system:membership-listener',
+              resource_type: 'group_member',
+              request_id: removal.eventId,
+            },
+            { actor: 'system:membership-listener', resource_type: 'group_member', request_id: add.eventId },
+          ].sort((x, y) => x.request_id.localeCompare(y.request_id)),
+        );
+        assert.deepEqual(await auditDiff(w, 'group_member', `${f.g.id}/${f.joiner.id}`), {
+          group: { id: f.g.id, name: f.g.name },
+          user: { id: f.joiner.id, username: f.joiner.username },
+        });
+      },
+      audits: (_r, f, _w, a) => [
+        entry(a, 'delete', 'group_member', `${f.g.id}/${f.u.id}`),
+        entry(DATABASE, 'delete', 'user_ai_budget_override', f.u.id, 'membership_removed'),
+        entry(a, 'create', 'group_member', `${f.g.id}/${f.joiner.id}`),
+      ],
+      allow: ALLOW,
+      deny: DENY,
+    }),
+  ],
+
   // Users
 
   'IdentitySyncStore.upsertUser': [

@@ -2,6 +2,8 @@ import type {
   BeginState,
   Group,
   GroupMemberContext,
+  GroupMemberEvent,
+  GroupMemberEventResult,
   IdentityEntity,
   IdentitySyncRepository,
   MemberContext,
@@ -120,6 +122,35 @@ export class IdentitySyncStore {
   ): Promise<{ state: BeginState; context: GroupMemberContext }> {
     this.check(actor);
     return this.sync.beginGroupMemberAdded(e);
+  }
+
+  /**
+   * Applies group membership events in one statement (IdentitySyncRepository's
+   * applyGroupMemberEvents: distinct memberships, distinct ids) and audits each membership it
+   * adds or removes under its event's request id: `storeFor(eventId)` is this store opened for
+   * that request id (Stores.withRequestId), whose trail records the entry. The entries go in the
+   * order of the events.
+   */
+  async applyGroupMemberEvents(
+    actor: Actor,
+    events: readonly GroupMemberEvent[],
+    storeFor: (eventId: string) => IdentitySyncStore,
+  ): Promise<GroupMemberEventResult[]> {
+    this.check(actor);
+    const results = await this.sync.applyGroupMemberEvents(events);
+    for (const [i, r] of results.entries()) {
+      if (!r.written) continue;
+      const e = events[i];
+      const x = r.context;
+      const g = { id: e.groupId, name: x.groupName ?? '', organizationId: x.organizationId ?? '' };
+      await storeFor(e.eventId).recordGroupMember(
+        actor,
+        g,
+        { id: e.userId, username: x.username ?? '' },
+        e.added ? 'create' : 'delete',
+      );
+    }
+    return results;
   }
 
   // Users

@@ -205,6 +205,229 @@ describe('each event has its documented effect and audit entries', () => {
   });
 });
 
+describe('group membership events applied in runs', () => {
+  it('one batch: each removal ends its own override under its own request id; repeats see what came before', async () => {
+    const org = randomUUID();
+    const groups = [randomUUID(), randomUUID()];
+    const users = Array.from({ length: 12 }, () => randomUUID());
+    expect(
+      await apply(
+        ev('identity.organization.upserted', { organization_id: org, name: 'runs-org' }),
+        ...groups.map((g, i) =>
+          ev('identity.group.upserted', { group_id: g, organization_id: org, name: `runs group ${i}` }),
+        ),
+        ...users.map((u, i) =>
+          ev('identity.user.upserted', {
+            user_id: u,
+            username: `runs-u${i}`,
+            email: `runs-u${i}@example.com`,
+          }),
+        ),
+        ...users.map((u) => ev('identity.organization.member.added', { organization_id: org, user_id: u })),
+      ),
+    ).toEqual(Array<string>(3 + 2 * users.length).fill('applied'));
+    // Users 0..9 in group 0 with an override on it; 10 and 11 outside the groups.
+    expect(
+      await apply(
+        ...users
+          .slice(0, 10)
+          .map((u) => ev('identity.group.member.added', { group_id: groups[0], user_id: u })),
+      ),
+    ).toEqual(Array<string>(10).fill('applied'));
+    for (const u of users.slice(0, 10)) await override(u, groups[0]);
+
+    const removals = users
+      .slice(0, 10)
+      .map((u) => ev('identity.group.member.removed', { group_id: groups[0], user_id: u }));
+    const addA = ev('identity.group.member.added', { group_id: groups[1], user_id: users[10] });
+    const removeA = ev('identity.group.member.removed', { group_id: groups[1], user_id: users[10] });
+    const addAgain = ev('identity.group.member.added', { group_id: groups[1], user_id: users[10] });
+    const late = ev(
+      'identity.group.member.added',
+      { group_id: groups[0], user_id: users[3] },
+      new Date('2025-01-01T00:00:00Z'),
+    );
+    const outsider = ev('identity.group.member.added', { group_id: groups[1], user_id: randomUUID() });
+    const batch = [
+      removals[0],
+      addA,
+      removals[1],
+      removals[2],
+      ev('identity.group.member.removed', { group_id: org, user_id: users[11] }),
+      removals[3],
+      removeA,
+      removals[4],
+      removals[4],
+      late,
+      removals[5],
+      outsider,
+      addAgain,
+      ...removals.slice(6),
+    ];
+    const before = await auditCount();
+    const out = await applier.applyBatch(batch);
+    expect(kinds(out)).toEqual([
+      'applied', 'applied', 'applied', 'applied', 'dead', 'applied', 'applied', 'applied',
+      'duplicate', 'stale', 'applied', 'retry', 'applied', 'applied', 'applied', 'applied', 'applied',
+    ]); // prettier-ignore
+    for (const r of removals) {
+      const u = (r.data as { user_id: string }).user_id;
+      expect(await overrideOf(u)).toBeNull();
+      expect(await isGroupMember(groups[0], u)).toBe(false);
+      expect(await auditOf(r.id)).toEqual([
+        {
+          actor: 'system:database',
+          action: 'delete',
+          resource_type: 'user_ai_budget_override',
+          resource_id: u,
+          reason: 'membership_removed',
+        },
+        {
+          actor: 'system:membership-listener',
+          action: 'delete',
+          resource_type: 'group_member',
+          resource_id: `${groups[0]}/${u}`,
+          reason: null,
+        },
+      ]);
+    }
+    // Added, removed and added again within the batch: three changes, three entries.
+    const a = `${groups[1]}/${users[10]}`;
+    const entryOf = (action: string) => [
+      {
+        actor: 'system:membership-listener',
+        action,
+        resource_type: 'group_member',
+        resource_id: a,
+        reason: null,
+      },
+    ];
+    expect(await auditOf(addA.id)).toEqual(entryOf('create'));
+    expect(await auditOf(removeA.id)).toEqual(entryOf('delete'));
+    expect(await auditOf(addAgain.id)).toEqual(entryOf('create'));
+    expect(await isGroupMember(groups[1], users[10])).toBe(true);
+    expect(await auditOf(late.id)).toEqual([]);
+    expect((await auditCount()) - before).toBe(2 * removals.length + 3);
+    // Recorded once each: a redelivery of the whole batch is all duplicates (and the two dead again).
+    expect(kinds(await applier.applyBatch(batch))).toEqual(
+      batch.map((_, i) => (out[i].kind === 'dead' || out[i].kind === 'retry' ? out[i].kind : 'duplicate')),
+    );
+  });
+});
+
+describe('group membership events racing another transaction', () => {
+  it('a removal that waits for the claim of a concurrent add deletes the membership that add inserted', async () => {
+    const { user, group } = await world('race1');
+    const removedAt = at();
+    expect(await apply(ev('identity.group.member.removed', { group_id: group, user_id: user }))).toEqual([
+      'applied',
+    ]);
+    // Another instance applying an add at t2: its claim taken and its row inserted, not committed.
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      await other.startTransaction();
+      const t2 = at();
+      await other.query(
+        `UPDATE identity_versions SET time = $3, event_id = 'other' WHERE entity = 'group_member' AND key = $1 || '/' || $2`,
+        [group, user, t2],
+      );
+      await other.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [group, user]);
+      // The removal at t3 waits for that claim...
+      const remove = ev('identity.group.member.removed', { group_id: group, user_id: user });
+      const removing = applier.applyBatch([remove]);
+      const waiting = async () =>
+        (
+          await rows(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await other.commitTransaction();
+      // ...and then removes the membership the add committed meanwhile.
+      expect(kinds(await removing)).toEqual(['applied']);
+      expect(await isGroupMember(group, user)).toBe(false);
+      expect((await auditOf(remove.id)).map((e) => e.action)).toEqual(['delete']);
+      expect(removedAt < remove.time).toBe(true);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
+describe('group membership events racing another transaction, when the run fails', () => {
+  it('an add whose organization membership goes while the run writes: the batch again, one by one; the add retried', async () => {
+    const { user, org } = await world('race2');
+    const g = randomUUID();
+    expect(
+      await apply(ev('identity.group.upserted', { group_id: g, organization_id: org, name: 'race2 other' })),
+    ).toEqual(['applied']);
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another transaction removes the user from the organization (and so from its groups), not committed.
+      await other.startTransaction();
+      await other.query('DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2', [
+        org,
+        user,
+      ]);
+      const add = ev('identity.group.member.added', { group_id: g, user_id: user });
+      const applying = applier.applyBatch([add]);
+      const waiting = async () =>
+        (
+          await rows(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true); // the insert's check of the organization membership waits
+      await other.commitTransaction();
+      expect(kinds(await applying)).toEqual(['retry']);
+      expect(await isGroupMember(g, user)).toBe(false);
+      expect(await auditOf(add.id)).toEqual([]);
+      expect(await rows('SELECT 1 FROM identity_applied_events WHERE event_id = $1', [add.id])).toEqual([]);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
+describe('organization removal racing a later group removal', () => {
+  it('a group membership removed by a newer event while the organization removal waits is no rejoin', async () => {
+    const { user, group, org } = await world('race3');
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another instance applies group.member.removed at t2: claimed and deleted, not committed.
+      await other.startTransaction();
+      const removeOrg = ev('identity.organization.member.removed', { organization_id: org, user_id: user });
+      const t2 = at();
+      await other.query(
+        `UPDATE identity_versions SET time = $3, event_id = 'other' WHERE entity = 'group_member' AND key = $1 || '/' || $2`,
+        [group, user, t2],
+      );
+      await other.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [group, user]);
+      // The organization removal at t1 < t2 still sees the membership and waits for its key.
+      const removing = applier.applyBatch([removeOrg]);
+      const waiting = async () =>
+        (
+          await rows(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await other.commitTransaction();
+      expect(kinds(await removing)).toEqual(['applied']);
+      expect(await isGroupMember(group, user)).toBe(false);
+      expect(await isOrgMember(org, user)).toBe(false);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
 describe('idempotency and order', () => {
   it('the same event three times has the effect of one', async () => {
     const { user, org } = await world('d1');

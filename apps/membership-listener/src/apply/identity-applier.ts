@@ -5,7 +5,13 @@ import {
   type IdentityEvent,
   type OrganizationSnapshotData,
 } from '@aigov/contracts';
-import { constraintOf, isDatabaseUnavailableError, isRetryableTransactionError } from '@aigov/db';
+import {
+  constraintOf,
+  isDatabaseUnavailableError,
+  isRetryableTransactionError,
+  type GroupMemberEvent,
+  type GroupMemberEventResult,
+} from '@aigov/db';
 import type { ApplyOutcome, IdentityEventApplier } from './applier';
 import {
   A,
@@ -30,13 +36,72 @@ type Handler<S extends keyof IdentityDataBySubject> = (
   d: IdentityDataBySubject[S],
 ) => Promise<ApplyOutcome>;
 
+type GroupMemberData = IdentityDataBySubject['identity.group.member.added'];
+const GROUP_MEMBER_TYPES = new Set<string>(['identity.group.member.added', 'identity.group.member.removed']);
+
+const groupMemberEvent = (c: EventContext, d: GroupMemberData, added: boolean): GroupMemberEvent => ({
+  eventId: c.id,
+  type: c.type,
+  time: c.time,
+  key: `${d.group_id}/${d.user_id}`,
+  groupId: d.group_id,
+  userId: d.user_id,
+  added,
+});
+
+/**
+ * The outcome of a group membership event from what applyGroupMemberEvents did with it: an add
+ * the gate refused says why from the context it read (nothing was written).
+ */
+function groupMemberOutcome(
+  c: EventContext,
+  d: GroupMemberData,
+  added: boolean,
+  { state, context: x }: GroupMemberEventResult,
+): ApplyOutcome {
+  if (state === 'blocked') {
+    if (x.everyone || !added) return everyone('data.group_id');
+    if (x.applied) return DUPLICATE;
+    if (newer(c, x.memberVersion) || newer(c, x.membershipEnded)) return STALE;
+    if (x.organizationId === null) return missing(c, 'group', d.group_id, x.groupVersion);
+    if (x.username === null) return missing(c, 'user', d.user_id, x.userVersion);
+    // A group member must be a member of the group's organization (the database insists).
+    const memberKey = `${x.organizationId}/${d.user_id}`;
+    return missing(c, 'organization member', memberKey, x.organizationMemberVersion);
+  }
+  return state === 'fresh' ? APPLIED : state === 'duplicate' ? DUPLICATE : STALE;
+}
+
+/**
+ * How many events from `from` on form a run for applyGroupMemberEvents: group membership events
+ * about distinct memberships with distinct ids (0 when the event there is of another type). A
+ * membership or an id that comes again starts the next run, which then sees what this one wrote.
+ */
+function groupMemberRun(events: readonly IdentityEvent[], from: number): number {
+  const keys = new Set<string>();
+  const ids = new Set<string>();
+  let i = from;
+  for (; i < events.length; i++) {
+    const e = events[i];
+    if (!GROUP_MEMBER_TYPES.has(e.type)) break;
+    const d = e.data as GroupMemberData;
+    const key = `${d.group_id}/${d.user_id}`.toLowerCase();
+    if (keys.has(key) || ids.has(e.id)) break;
+    keys.add(key);
+    ids.add(e.id);
+  }
+  return i - from;
+}
+
 /**
  * The effect of each identity event (docs/identity-events.md). A handler reads what it needs
  * first (one statement), answers retry or dead-letter from that alone, then records the event and
  * claims its key (`begin`: an older event is stale and changes nothing), then writes. Adding a
  * membership reads and begins in one statement, gated on what it needs. Removals
  * also record the time of what they take away with them, so late events about those stay
- * ignored. Two to four statements per event: the listener's throughput is their round trips.
+ * ignored. Two to four statements per event: the listener's throughput is their round trips,
+ * which is why group membership events (most of the traffic) go in runs of a batch, two
+ * statements per run (IdentityApplier.applyRun).
  */
 const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   'identity.user.upserted': async (c, d) => {
@@ -104,7 +169,8 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
     // The removal ends the user's group memberships of the organization as of its time: those
     // applied already (their keys take its time), and those whose `added` is still to come (they
     // find its time under the ended key), even when a rejoin after it was applied first.
-    const groups = await c.store.tombstoneDependents(A, { organizationId: o, userId: u }, c.time, c.id);
+    const of = { organizationId: o, userId: u };
+    let groups = await c.store.tombstoneDependents(A, of, c.time, c.id);
     const ended = new Set(groups.claimed);
     const noted = await c.store.claimVersions(
       A,
@@ -114,7 +180,14 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
       c.id,
     );
     if ((await c.store.claimVersions(A, 'organization_member', [`${o}/${u}`], c.time, c.id)).size > 0) {
-      if (ended.size === groups.found) {
+      if (ended.size < groups.found) {
+        // A key not claimed may have waited for another instance's newer removal of that group
+        // membership: the row it found is gone then, and a removal proves no rejoin. Looked at
+        // again (a new statement sees that commit), only memberships still there count.
+        groups = await c.store.tombstoneDependents(A, of, c.time, c.id);
+        for (const key of groups.claimed) ended.add(key);
+      }
+      if (groups.claimed.length === groups.found) {
         await c.store.removeOrganizationMember(A, o, u);
         return APPLIED;
       }
@@ -166,36 +239,15 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
     return APPLIED;
   },
 
+  // One at a time only in a batch's retry with savepoints; otherwise in runs (applyRun).
   'identity.group.member.added': async (c, d) => {
-    const { state, context: x } = await c.store.beginGroupMemberAdded(A, {
-      ...start(c, 'group_member', `${d.group_id}/${d.user_id}`),
-      groupId: d.group_id,
-      userId: d.user_id,
-    });
-    if (state === 'blocked') {
-      if (x.everyone) return everyone('data.group_id');
-      if (x.applied) return DUPLICATE;
-      if (newer(c, x.memberVersion) || newer(c, x.membershipEnded)) return STALE;
-      if (x.organizationId === null) return missing(c, 'group', d.group_id, x.groupVersion);
-      if (x.username === null) return missing(c, 'user', d.user_id, x.userVersion);
-      // A group member must be a member of the group's organization (the database insists).
-      const memberKey = `${x.organizationId}/${d.user_id}`;
-      return missing(c, 'organization member', memberKey, x.organizationMemberVersion);
-    }
-    if (state !== 'fresh') return state === 'duplicate' ? DUPLICATE : STALE;
-    await c.store.addGroupMember(
-      A,
-      { id: d.group_id, name: x.groupName ?? '', organizationId: x.organizationId ?? '' },
-      { id: d.user_id, username: x.username ?? '' },
-    );
-    return APPLIED;
+    const [r] = await c.store.applyGroupMemberEvents(A, [groupMemberEvent(c, d, true)], () => c.store);
+    return groupMemberOutcome(c, d, true, r);
   },
 
   'identity.group.member.removed': async (c, d) => {
-    const done = await begin(c, 'group_member', `${d.group_id}/${d.user_id}`, d.group_id);
-    if (done) return done;
-    await c.store.removeGroupMember(A, d.group_id, d.user_id);
-    return APPLIED;
+    const [r] = await c.store.applyGroupMemberEvents(A, [groupMemberEvent(c, d, false)], () => c.store);
+    return groupMemberOutcome(c, d, false, r);
   },
 
   'identity.organization.snapshot': async (c, d) => {
@@ -244,6 +296,11 @@ class NeedsSavepoints extends Error {}
  * instance between read and write), the transaction is lost: the batch is run again with a
  * savepoint per event, where the failing event alone is rolled back and retried later. Snapshots
  * always run in a savepoint (they check as they go).
+ *
+ * Consecutive group membership events about distinct memberships, with distinct ids, are a run:
+ * applied together in two statements (gate, record and claim; then the writes) with the outcomes
+ * and audit entries they would have one by one. A membership or an id that comes again starts a
+ * new run, so events about one membership still apply in batch order, each seeing the one before.
  */
 @Injectable()
 export class IdentityApplier implements IdentityEventApplier {
@@ -263,13 +320,52 @@ export class IdentityApplier implements IdentityEventApplier {
       await tx.identity.beginBatch(A);
       const audit = tx.deferredAudit();
       const outcomes: ApplyOutcome[] = [];
-      for (const e of events) {
+      for (let i = 0; i < events.length;) {
+        const run = savepoints ? 0 : groupMemberRun(events, i);
+        if (run > 0) {
+          outcomes.push(...(await this.applyRun(tx, audit, events.slice(i, i + run))));
+          i += run;
+          continue;
+        }
+        const e = events[i++];
         const guarded = savepoints || GUARDED.has(e.type);
         outcomes.push(guarded ? await this.inSavepoint(tx, audit, e) : await this.direct(tx, audit, e));
       }
       await audit.flush();
       return outcomes;
     });
+  }
+
+  /**
+   * Group membership events in a run (groupMemberRun): one statement for all of them instead of
+   * one or two each; the same outcomes and audit entries as one by one. Without savepoints: a
+   * failure there runs the batch again, one event at a time.
+   */
+  private async applyRun(
+    tx: Stores,
+    audit: DeferredAudit,
+    events: readonly IdentityEvent[],
+  ): Promise<ApplyOutcome[]> {
+    const contexts = events.map((e): EventContext => ({
+      store: tx.identity,
+      id: e.id,
+      type: e.type,
+      time: e.time,
+    }));
+    const added = events.map((e) => e.type === 'identity.group.member.added');
+    const data = events.map((e) => e.data as GroupMemberData);
+    let results: GroupMemberEventResult[];
+    try {
+      results = await tx.identity.applyGroupMemberEvents(
+        A,
+        events.map((_, i) => groupMemberEvent(contexts[i], data[i], added[i])),
+        (id) => tx.withRequestId(id, audit).identity,
+      );
+    } catch (err) {
+      if (isRetryableTransactionError(err) || isDatabaseUnavailableError(err)) throw err;
+      throw new NeedsSavepoints();
+    }
+    return results.map((r, i) => groupMemberOutcome(contexts[i], data[i], added[i], r));
   }
 
   private async direct(tx: Stores, audit: DeferredAudit, e: IdentityEvent): Promise<ApplyOutcome> {

@@ -60,6 +60,30 @@ export interface GroupMemberContext {
   membershipEnded: Date | null;
 }
 
+/** One `identity.group.member.added` (`added`) or `.removed` event, for applyGroupMemberEvents. */
+export interface GroupMemberEvent {
+  eventId: string;
+  type: string;
+  time: Date;
+  /** `<group id>/<user id>`, as the event names them: the event's identity_versions key */
+  key: string;
+  groupId: string;
+  userId: string;
+  added: boolean;
+}
+
+/**
+ * What became of one of them: `state` as a begin method says it (`blocked`: an add the gate of
+ * beginGroupMemberAdded refused, or a removal from an Everyone group: `context.everyone`), the
+ * context that gate reads (read for removals too: the names for their audit entries), and
+ * whether the membership was inserted or deleted (false when it already was as the event says).
+ */
+export interface GroupMemberEventResult {
+  state: BeginState;
+  context: GroupMemberContext;
+  written: boolean;
+}
+
 /**
  * The writes of the membership listener: identities by the ids the identity system gave them,
  * the ids of applied events and the time of the last change applied to each entity and
@@ -239,6 +263,113 @@ export class IdentitySyncRepository {
           ? 'fresh'
           : 'stale';
     return { state, context: context as unknown as C };
+  }
+
+  /**
+   * Applies group membership events in two statements, each event as its begin statement
+   * (beginGroupMemberAdded for an add, beginEvent with `unlessOrganization` for a removal) and its
+   * write would: gated, recorded and claimed in the first, then inserted or deleted in the
+   * second. The events must be about distinct memberships and have distinct ids: a statement
+   * sees the rows as they were before it, so the caller splits a batch where a membership or an
+   * id comes again (events about different memberships do not see each other's writes, so doing
+   * them at once is doing them in order). Results in the order of `events`.
+   */
+  async applyGroupMemberEvents(events: readonly GroupMemberEvent[]): Promise<GroupMemberEventResult[]> {
+    if (events.length === 0) return [];
+    const rows = await q<(GroupMemberContext & { ok: boolean; fresh: boolean; claimed: boolean })[]>(
+      this.db,
+      `WITH e AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::boolean[])
+           WITH ORDINALITY AS e(event_id, type, time, key, gid, uid, added, i)),
+       c AS (
+         SELECT e.*,
+                EXISTS (SELECT 1 FROM identity_applied_events a WHERE a.event_id = e.event_id) AS applied,
+                EXISTS (SELECT 1 FROM organizations o WHERE o.id = e.gid::uuid) AS everyone,
+                ${versionSql("'group_member'", 'e.key')} AS "memberVersion",
+                g.organization_id AS "organizationId", g.name AS "groupName",
+                ${versionSql("'group'", 'e.gid')} AS "groupVersion",
+                u.username,
+                ${versionSql("'user'", 'e.uid')} AS "userVersion",
+                EXISTS (SELECT 1 FROM organization_members m
+                         WHERE m.organization_id = g.organization_id AND m.user_id = e.uid::uuid) AS "organizationMember",
+                ${versionSql("'organization_member'", "g.organization_id::text || '/' || e.uid")}
+                  AS "organizationMemberVersion",
+                ${versionSql("'organization_member'", "g.organization_id::text || '/' || e.uid || '/ended'")}
+                  AS "membershipEnded"
+           FROM e LEFT JOIN groups g ON g.id = e.gid::uuid LEFT JOIN users u ON u.id = e.uid::uuid),
+       gate AS (
+         SELECT c.*, NOT c.everyone AND (NOT c.added OR (c."organizationId" IS NOT NULL AND c.username IS NOT NULL
+                      AND c."organizationMember" AND NOT coalesce(c."membershipEnded" > c.time, false))) AS ok
+           FROM c),
+       ev AS (
+         INSERT INTO identity_applied_events (event_id, type, event_time)
+         SELECT event_id, type, time FROM gate WHERE ok ORDER BY i
+         ON CONFLICT (event_id) DO NOTHING RETURNING event_id),
+       claim AS (
+         INSERT INTO identity_versions AS v (entity, key, time, event_id)
+         SELECT 'group_member', gate.key, gate.time, gate.event_id FROM gate JOIN ev ON ev.event_id = gate.event_id
+          ORDER BY gate.key
+         ON CONFLICT (entity, key) DO UPDATE SET time = EXCLUDED.time, event_id = EXCLUDED.event_id
+          WHERE v.time <= EXCLUDED.time
+         RETURNING event_id)
+       SELECT gate.applied, gate.everyone, gate."memberVersion", gate."organizationId", gate."groupName",
+              gate."groupVersion", gate.username, gate."userVersion", gate."organizationMember",
+              gate."organizationMemberVersion", gate."membershipEnded", gate.ok,
+              ev.event_id IS NOT NULL AS fresh, claim.event_id IS NOT NULL AS claimed
+         FROM gate
+         LEFT JOIN ev ON ev.event_id = gate.event_id
+         LEFT JOIN claim ON claim.event_id = gate.event_id
+        ORDER BY gate.i`,
+      [
+        events.map((e) => e.eventId),
+        events.map((e) => e.type),
+        events.map((e) => e.time),
+        events.map((e) => e.key),
+        events.map((e) => e.groupId),
+        events.map((e) => e.userId),
+        events.map((e) => e.added),
+      ],
+      'aigov_identity_group_member_events',
+    );
+    const results = rows.map(({ ok, fresh, claimed, ...context }): GroupMemberEventResult => ({
+      state: !ok ? 'blocked' : !fresh ? 'duplicate' : claimed ? 'fresh' : 'stale',
+      context,
+      written: false,
+    }));
+    const go = events.filter((_, i) => results[i].state === 'fresh');
+    if (go.length === 0) return results;
+    // The writes in a statement of their own, as after a begin statement: one that waited for a
+    // claim held by another transaction must see what that one wrote (a membership it inserted
+    // is to be deleted), and a statement sees the rows as they were when it began.
+    const written = await q<{ written: boolean }[]>(
+      this.db,
+      `WITH w AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[])
+           WITH ORDINALITY AS w(event_id, gid, uid, added, i)),
+       inserted AS (
+         INSERT INTO group_members (group_id, user_id)
+         SELECT gid::uuid, uid::uuid FROM w WHERE added ORDER BY 1, 2
+         ON CONFLICT DO NOTHING RETURNING group_id, user_id),
+       -- The override triggers of group_members record the request id of the removal that fired
+       -- them, and the trigger of a row runs as that row leaves the join: the join condition sets
+       -- it to the removal's own id. It names a column of each side so that it is evaluated where
+       -- the two meet, for the very pair about to be deleted, never earlier for the whole set.
+       deleted AS (
+         DELETE FROM group_members gm USING w
+          WHERE NOT w.added AND gm.group_id = w.gid::uuid AND gm.user_id = w.uid::uuid
+            AND set_config('aigov.request_id', w.event_id || left(gm.user_id::text, 0), true) IS NOT NULL
+         RETURNING gm.group_id, gm.user_id)
+       SELECT (i.user_id IS NOT NULL OR d.user_id IS NOT NULL) AS written
+         FROM w
+         LEFT JOIN inserted i ON w.added AND i.group_id = w.gid::uuid AND i.user_id = w.uid::uuid
+         LEFT JOIN deleted d ON NOT w.added AND d.group_id = w.gid::uuid AND d.user_id = w.uid::uuid
+        ORDER BY w.i`,
+      [go.map((e) => e.eventId), go.map((e) => e.groupId), go.map((e) => e.userId), go.map((e) => e.added)],
+      'aigov_identity_group_member_writes',
+    );
+    let k = 0;
+    for (const r of results) if (r.state === 'fresh') r.written = written[k++].written;
+    return results;
   }
 
   /**
