@@ -41,7 +41,7 @@ describe('loadConfig', () => {
 
   it('reads the spend upkeep settings, with defaults, and names bad ones', () => {
     expect(loadConfig({}).spendUpkeep).toEqual({
-      usageBatchSize: 200,
+      usageBatchSize: 500,
       usageMaxDeliver: 10,
       usageAckWaitMs: 30_000,
       reservationSweepIntervalMs: 5_000,
@@ -49,14 +49,14 @@ describe('loadConfig', () => {
     });
     expect(
       loadConfig({
-        USAGE_BATCH_SIZE: '500',
+        USAGE_BATCH_SIZE: '300',
         USAGE_MAX_DELIVER: '3',
         USAGE_ACK_WAIT_MS: '2000',
         RESERVATION_SWEEP_INTERVAL_MS: '250',
         THRESHOLD_POLL_MS: '100',
       }).spendUpkeep,
     ).toEqual({
-      usageBatchSize: 500,
+      usageBatchSize: 300,
       usageMaxDeliver: 3,
       usageAckWaitMs: 2_000,
       reservationSweepIntervalMs: 250,

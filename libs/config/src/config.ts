@@ -49,7 +49,7 @@ export interface SpendUpkeepSettings {
 }
 
 export const DEFAULT_SPEND_UPKEEP: SpendUpkeepSettings = {
-  usageBatchSize: 200,
+  usageBatchSize: 500,
   usageMaxDeliver: 10,
   usageAckWaitMs: 30_000,
   reservationSweepIntervalMs: 5_000,
