@@ -51,7 +51,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
-    const reply = { status: res.status, body: (await res.json()) };
+    const reply = { status: res.status, body: await res.json() };
     io.out(`POST ${path} -> ${res.status} ${JSON.stringify(reply.body)}`);
     return reply;
   };
