@@ -18,3 +18,4 @@ export * from './dead-letters';
 export * from './text';
 export * from './text.validators';
 export * from './budget-enforcement';
+export * from './dead-letter-publisher';

@@ -13,16 +13,16 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/transport-node';
+import type { Subscription } from '@nats-io/transport-node';
 import {
   AI_GATEWAY_ACTOR,
-  DEAD_LETTER_HEADERS,
   NATS_CONNECTION_TOKEN,
-  NATS_REQUEST_ID_HEADER,
   USAGE_CONSUMER,
   USAGE_DLQ_SUBJECT,
   USAGE_STREAM,
-  deadLetterOf,
+  publishDeadLetter,
+  watchMaxDeliveries,
+  type DeadLetterTarget,
   type NatsConnection,
   type UsageRecord,
 } from '@aigov/contracts';
@@ -45,9 +45,6 @@ const LAG_POLL_MS = 5_000;
 const RETRY_PAUSES_MS = [500, 1_000, 2_000, 5_000, 10_000];
 /** Failed tries of a whole batch, not for want of a database, before its records are tried alone. */
 const TRIES_BEFORE_ISOLATING = 3;
-
-/** Where nats-server reports a record it will not deliver again (max_deliver reached unacknowledged). */
-export const USAGE_MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${USAGE_STREAM}.${USAGE_CONSUMER}`;
 
 interface Held {
   msg: JsMsg;
@@ -320,27 +317,8 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
     json: unknown,
   ): Promise<void> {
     const { msg } = h;
-    const letter = deadLetterOf({
-      reason,
-      errors,
-      subject: msg.subject,
-      streamSeq: msg.info.streamSequence,
-      deliveries: msg.info.deliveryCount,
-      json,
-      payload: msg.data,
-    });
-    const hdrs = natsHeaders();
-    hdrs.set(DEAD_LETTER_HEADERS.cause, cause);
-    hdrs.set(DEAD_LETTER_HEADERS.subject, msg.subject);
-    hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(msg.info.streamSequence));
-    const requestId = msg.headers?.get(NATS_REQUEST_ID_HEADER);
-    if (requestId) hdrs.set(NATS_REQUEST_ID_HEADER, requestId);
     try {
-      await this.js!.publish(USAGE_DLQ_SUBJECT, JSON.stringify(letter), {
-        headers: hdrs,
-        // A dead letter published again after a crash before the ack is stored once.
-        msgID: `${USAGE_STREAM}:${msg.info.streamSequence}`,
-      });
+      await publishDeadLetter(this.js!, this.deadLetterTarget(), msg, { cause, reason, errors, json });
     } catch (err) {
       h.open = false;
       this.logger.error(
@@ -380,71 +358,22 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
     });
   }
 
-  /**
-   * A record whose last delivery was never acknowledged (an instance died holding it each time)
-   * is not delivered again once it reached max_deliver: nats-server only says so in an advisory.
-   * One instance (queue group) dead-letters it from the stream then, so it is not lost silently.
-   */
+  /** Messages nats-server stopped delivering unacknowledged go to the dead letters too. */
   private watchMaxDeliveries(nc: NatsConnection): void {
-    this.advisories = nc.subscribe(USAGE_MAX_DELIVERIES_ADVISORY, {
-      queue: USAGE_CONSUMER,
-      callback: (err, msg) => {
-        if (err) {
-          this.logger.warn({ err }, 'cannot watch for usage records that reached max_deliver unacknowledged');
-          return;
-        }
-        void this.onMaxDeliveries(msg);
-      },
-    });
+    this.advisories = watchMaxDeliveries(nc, this.js!, this.jsm!, this.deadLetterTarget(), this.logger, () =>
+      this.metrics.deadLettered.inc({ reason: 'unacknowledged' }),
+    );
   }
 
-  private async onMaxDeliveries(advisory: Msg): Promise<void> {
-    let seq: number;
-    let deliveries: number;
-    try {
-      const body = advisory.json<{ stream_seq?: unknown; deliveries?: unknown }>();
-      if (typeof body.stream_seq !== 'number') return;
-      seq = body.stream_seq;
-      deliveries = typeof body.deliveries === 'number' ? body.deliveries : this.settings.maxDeliver;
-    } catch {
-      return;
-    }
-    try {
-      const stored = await this.jsm!.streams.getMessage(USAGE_STREAM, { seq });
-      if (!stored) return;
-      let json: unknown;
-      try {
-        json = JSON.parse(Buffer.from(stored.data).toString('utf8')) as unknown;
-      } catch {
-        json = undefined;
-      }
-      const reason = 'not acknowledged after max_deliver deliveries';
-      const letter = deadLetterOf({
-        reason,
-        errors: [`delivered ${deliveries} times without being acknowledged (USAGE_MAX_DELIVER)`],
-        subject: stored.subject,
-        streamSeq: seq,
-        deliveries,
-        json,
-        payload: stored.data,
-      });
-      const hdrs = natsHeaders();
-      hdrs.set(DEAD_LETTER_HEADERS.cause, 'unacknowledged');
-      hdrs.set(DEAD_LETTER_HEADERS.subject, stored.subject);
-      hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(seq));
-      const ack = await this.js!.publish(USAGE_DLQ_SUBJECT, JSON.stringify(letter), {
-        headers: hdrs,
-        msgID: `${USAGE_STREAM}:${seq}`,
-      });
-      if (ack.duplicate) return;
-      this.metrics.deadLettered.inc({ reason: 'unacknowledged' });
-      this.logger.warn({ stream_seq: seq, deliveries }, `usage record dead-lettered: ${reason}`);
-    } catch (err) {
-      this.logger.error(
-        { err, stream_seq: seq },
-        'a usage record reached max_deliver unacknowledged and could not be dead-lettered; it stays in AI_USAGE',
-      );
-    }
+  private deadLetterTarget(): DeadLetterTarget {
+    return {
+      stream: USAGE_STREAM,
+      consumer: USAGE_CONSUMER,
+      dlqSubject: USAGE_DLQ_SUBJECT,
+      maxDeliver: this.settings.maxDeliver,
+      maxDeliverVariable: 'USAGE_MAX_DELIVER',
+      what: 'usage record',
+    };
   }
 
   private async pollLag(): Promise<void> {

@@ -16,18 +16,18 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import {
-  DEAD_LETTER_HEADERS,
   IDENTITY_CONSUMER,
   IDENTITY_DLQ_SUBJECT,
   IDENTITY_STREAM,
   NATS_CONNECTION_TOKEN,
-  NATS_REQUEST_ID_HEADER,
-  deadLetterOf,
+  publishDeadLetter,
+  watchMaxDeliveries,
+  type DeadLetterTarget,
   parseIdentityMessage,
   type IdentityEvent,
   type NatsConnection,
 } from '@aigov/contracts';
-import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/transport-node';
+import type { Subscription } from '@nats-io/transport-node';
 import { APP_LOGGER, Metrics, Readiness, type Logger } from '@aigov/observability';
 import { IDENTITY_EVENT_APPLIER, type ApplyOutcome, type IdentityEventApplier } from '../apply/applier';
 import { IDENTITY_CONSUMER_OPTIONS, type IdentityConsumerOptions } from './identity-consumer.options';
@@ -36,9 +36,6 @@ import { ensureIdentityJetStream } from './jetstream-setup';
 
 /** Shortest pull wait the client accepts; used when the consumer says more events are waiting. */
 const BUSY_PULL_MS = 1_000;
-
-/** Where nats-server reports an event it will not deliver again (max_deliver reached unacknowledged). */
-export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${IDENTITY_STREAM}.${IDENTITY_CONSUMER}`;
 
 interface Held {
   msg: JsMsg;
@@ -320,27 +317,8 @@ export class IdentityConsumerService
     json: unknown,
   ): Promise<void> {
     const { msg } = h;
-    const letter = deadLetterOf({
-      reason,
-      errors,
-      subject: msg.subject,
-      streamSeq: msg.info.streamSequence,
-      deliveries: msg.info.deliveryCount,
-      json,
-      payload: msg.data,
-    });
-    const hdrs = natsHeaders();
-    hdrs.set(DEAD_LETTER_HEADERS.cause, cause);
-    hdrs.set(DEAD_LETTER_HEADERS.subject, msg.subject);
-    hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(msg.info.streamSequence));
-    const requestId = msg.headers?.get(NATS_REQUEST_ID_HEADER);
-    if (requestId) hdrs.set(NATS_REQUEST_ID_HEADER, requestId);
     try {
-      await this.js!.publish(IDENTITY_DLQ_SUBJECT, JSON.stringify(letter), {
-        headers: hdrs,
-        // A dead letter published again after a crash before the ack is stored once.
-        msgID: `${IDENTITY_STREAM}:${msg.info.streamSequence}`,
-      });
+      await publishDeadLetter(this.js!, this.deadLetterTarget(), msg, { cause, reason, errors, json });
     } catch (err) {
       h.open = false;
       this.logger.error(
@@ -391,78 +369,22 @@ export class IdentityConsumerService
     });
   }
 
-  /**
-   * An event whose last delivery was never acknowledged (an instance died holding it, or its dead
-   * letter could not be stored) is not delivered again once it reached max_deliver: nats-server
-   * only says so in an advisory. One instance (queue group) dead-letters it from the stream then.
-   */
+  /** Messages nats-server stopped delivering unacknowledged go to the dead letters too. */
   private watchMaxDeliveries(nc: NatsConnection): void {
-    this.advisories = nc.subscribe(MAX_DELIVERIES_ADVISORY, {
-      queue: IDENTITY_CONSUMER,
-      callback: (err, msg) => {
-        if (err) {
-          this.logger.warn(
-            { err, subject: MAX_DELIVERIES_ADVISORY },
-            'cannot watch for identity events that reached max_deliver unacknowledged',
-          );
-          return;
-        }
-        void this.onMaxDeliveries(msg);
-      },
-    });
+    this.advisories = watchMaxDeliveries(nc, this.js!, this.jsm!, this.deadLetterTarget(), this.logger, () =>
+      this.metrics.deadLettered.inc({ reason: 'unacknowledged' }),
+    );
   }
 
-  private async onMaxDeliveries(advisory: Msg): Promise<void> {
-    let seq: number;
-    let deliveries: number;
-    try {
-      const body = advisory.json<{ stream_seq?: unknown; deliveries?: unknown }>();
-      if (typeof body.stream_seq !== 'number') return;
-      seq = body.stream_seq;
-      deliveries = typeof body.deliveries === 'number' ? body.deliveries : this.options.maxDeliver;
-    } catch {
-      return;
-    }
-    try {
-      const stored = await this.jsm!.streams.getMessage(IDENTITY_STREAM, { seq });
-      if (!stored) return;
-      let json: unknown;
-      try {
-        json = JSON.parse(Buffer.from(stored.data).toString('utf8')) as unknown;
-      } catch {
-        json = undefined;
-      }
-      const reason = 'not acknowledged after max_deliver deliveries';
-      const letter = deadLetterOf({
-        reason,
-        errors: [`delivered ${deliveries} times without being acknowledged (IDENTITY_MAX_DELIVER)`],
-        subject: stored.subject,
-        streamSeq: seq,
-        deliveries,
-        json,
-        payload: stored.data,
-      });
-      const hdrs = natsHeaders();
-      hdrs.set(DEAD_LETTER_HEADERS.cause, 'unacknowledged');
-      hdrs.set(DEAD_LETTER_HEADERS.subject, stored.subject);
-      hdrs.set(DEAD_LETTER_HEADERS.streamSeq, String(seq));
-      const ack = await this.js!.publish(IDENTITY_DLQ_SUBJECT, JSON.stringify(letter), {
-        headers: hdrs,
-        msgID: `${IDENTITY_STREAM}:${seq}`,
-      });
-      // Dead-lettered already (an instance stopped between the dead letter and the ack).
-      if (ack.duplicate) return;
-      this.metrics.deadLettered.inc({ reason: 'unacknowledged' });
-      this.logger.warn(
-        { subject: stored.subject, stream_seq: seq, deliveries },
-        `identity event dead-lettered: ${reason}`,
-      );
-    } catch (err) {
-      this.logger.error(
-        { err, stream_seq: seq },
-        'an identity event reached max_deliver unacknowledged and could not be dead-lettered; it stays in the IDENTITY stream',
-      );
-    }
+  private deadLetterTarget(): DeadLetterTarget {
+    return {
+      stream: IDENTITY_STREAM,
+      consumer: IDENTITY_CONSUMER,
+      dlqSubject: IDENTITY_DLQ_SUBJECT,
+      maxDeliver: this.options.maxDeliver,
+      maxDeliverVariable: 'IDENTITY_MAX_DELIVER',
+      what: 'identity event',
+    };
   }
 
   private async pollLag(): Promise<void> {
