@@ -19,3 +19,4 @@ export * from './text';
 export * from './text.validators';
 export * from './budget-enforcement';
 export * from './dead-letter-publisher';
+export * from './jetstream-setup';
