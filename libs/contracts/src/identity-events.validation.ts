@@ -317,29 +317,35 @@ function attributeProblem(value: unknown, max: number): string | null {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
+ * A message body as JSON: UTF-8 text that parses. Shared by the consumers of identity events and
+ * usage records; `errors` say why not, for the dead letter.
+ */
+export function parseJsonPayload(
+  payload: Uint8Array,
+): { ok: true; json: unknown } | { ok: false; errors: string[] } {
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    return { ok: false, errors: ['payload: must be UTF-8 text'] };
+  }
+  try {
+    return { ok: true, json: JSON.parse(text) as unknown };
+  } catch (err) {
+    return { ok: false, errors: [`payload: must be JSON (${(err as Error).message})`] };
+  }
+}
+
+/**
  * Parses one identity message: UTF-8 JSON, a CloudEvents 1.0 structured envelope whose `type`
  * equals the subject, and data valid for that type. Strings in `data` are NFC-normalized, ids
  * lowercased, emails lowercased. `json` is the parsed message when it was JSON (for the dead
  * letter), else undefined.
  */
 export function parseIdentityMessage(subject: string, payload: Uint8Array): IdentityParseResult {
-  let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    return { ok: false, reason: 'invalid_json', errors: ['payload: must be UTF-8 text'], json: undefined };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text) as unknown;
-  } catch (err) {
-    return {
-      ok: false,
-      reason: 'invalid_json',
-      errors: [`payload: must be JSON (${(err as Error).message})`],
-      json: undefined,
-    };
-  }
+  const parsed = parseJsonPayload(payload);
+  if (!parsed.ok) return { ok: false, reason: 'invalid_json', errors: parsed.errors, json: undefined };
+  const { json } = parsed;
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     return {
       ok: false,

@@ -1,4 +1,4 @@
-import { BUDGET_SUBJECTS, UsageRecord, validateStrict } from '@aigov/contracts';
+import { BUDGET_SUBJECTS, UsageRecord, parseJsonPayload, validateStrict } from '@aigov/contracts';
 
 /** Why a usage message was dead-lettered: a metric label and the dead letter's cause header. */
 export type UsageDeadLetterCause = 'invalid_json' | 'invalid_data' | 'rejected' | 'unacknowledged';
@@ -7,32 +7,16 @@ export type UsageParseResult =
   | { ok: true; record: UsageRecord }
   | { ok: false; cause: 'invalid_json' | 'invalid_data'; errors: string[]; json: unknown };
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
- * A message of `aigov.usage.recorded`: the usage record itself as plain JSON (CONTRACT 4.3), or,
+ * A message of `aigov.usage.recorded`: the usage record itself as plain JSON (docs/nats.md), or,
  * for publishers that wrap every event, a CloudEvent whose `data` is the record (recognised by its
  * `specversion`; its `id` is not used: `request_id` is the idempotency key either way). Strictly
  * validated: unknown fields, wrong types and out-of-range values are refused with their field named.
  */
 export function parseUsageMessage(payload: Uint8Array): UsageParseResult {
-  let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    return { ok: false, cause: 'invalid_json', errors: ['payload: must be UTF-8 text'], json: undefined };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text) as unknown;
-  } catch (err) {
-    return {
-      ok: false,
-      cause: 'invalid_json',
-      errors: [`payload: must be JSON (${(err as Error).message})`],
-      json: undefined,
-    };
-  }
+  const parsed = parseJsonPayload(payload);
+  if (!parsed.ok) return { ok: false, cause: 'invalid_json', errors: parsed.errors, json: undefined };
+  const { json } = parsed;
   let body = json;
   let root = '';
   if (json !== null && typeof json === 'object' && !Array.isArray(json) && 'specversion' in json) {
