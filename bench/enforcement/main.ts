@@ -55,7 +55,7 @@ import { cpuSeconds, migrateDatabase, startNatsServer } from '../shared/services
  *   npm run bench:enforcement [-- --duration 10 --warmup 2 --clients 50 --rounds 3 --users 1000
  *     --rate 1000 --rate-seconds 10 --usage 20000 --usage-users 300
  *     --usage-format bare|cloudevent --statement-sample 1000 --cpu-prof <dir>
- *     --database-url postgres://...]
+ *     --parts statements,rounds,rate,usage --database-url postgres://...]
  */
 
 const DURATION = Number(arg('duration', '10'));
@@ -69,6 +69,8 @@ const USAGE = Number(arg('usage', '20000'));
 const USAGE_USERS = Math.min(Number(arg('usage-users', '300')), USERS);
 /** How usage records travel: the record as plain JSON (CONTRACT 4.3), or in a CloudEvents envelope. */
 const USAGE_FORMAT = arg('usage-format', 'bare');
+/** Which parts run (all by default): a subset makes a quick measurement of one figure. */
+const PARTS = new Set(arg('parts', 'statements,rounds,rate,usage').split(','));
 const ADMIN_URL = arg('database-url', 'postgres://postgres@127.0.0.1:5432/postgres');
 /** A directory: the budget-api runs with node --cpu-prof there (summarise with bench/api/profile-summary). */
 const CPU_PROFILE_DIR = arg('cpu-prof', '');
@@ -635,7 +637,7 @@ async function main(): Promise<void> {
 
     // Statements per request: a fixed number of requests per contender, counted by PostgreSQL.
     // Apart from the timed rounds because its counters need a 10 s pause to be complete.
-    const statementLines = await countStatements(contenders, procs);
+    const statementLines = PARTS.has('statements') ? await countStatements(contenders, procs) : ['skipped'];
     console.log(
       `\ndatabase transactions per request, ${fmt(STATEMENT_SAMPLE)} requests each (load average ${loadAvg()})`,
     );
@@ -643,7 +645,7 @@ async function main(): Promise<void> {
 
     // Closed-loop rounds.
     const results: Record<string, LoadResult[]> = {};
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < (PARTS.has('rounds') ? ROUNDS : 0); round++) {
       for (const kind of ['check', 'reserve'] as const) {
         const list = contenders[kind];
         const order = [...list.slice(round % list.length), ...list.slice(0, round % list.length)];
@@ -676,7 +678,9 @@ async function main(): Promise<void> {
     // Fixed offered load over NATS.
     let openLine = 'not available';
     const natsCheck = contenders.check[0];
-    if (!natsCheck.missing && natsCheck.op) {
+    if (!PARTS.has('rate')) {
+      openLine = 'skipped';
+    } else if (!natsCheck.missing && natsCheck.op) {
       const r = await openLoop(natsCheck.op, RATE, RATE_SECONDS, procs);
       const p = (a: Float64Array, q: number) => percentile(a, q).toFixed(2);
       openLine =
@@ -696,7 +700,7 @@ async function main(): Promise<void> {
 
     // Usage ingestion.
     console.log(`\nusage ingestion over JetStream (load average ${loadAvg()})`);
-    const usageLine = await ingestUsage(nc, db, procs, usageModels(seed));
+    const usageLine = PARTS.has('usage') ? await ingestUsage(nc, db, procs, usageModels(seed)) : 'skipped';
     console.log(`  ${usageLine}`);
 
     // Reconciliation of the counters with the ledger and the held reservations.
