@@ -119,3 +119,24 @@ export function cpuSeconds(pid: number): number {
     return 0;
   }
 }
+
+/**
+ * The bench's NATS echo responder (bench/enforcement/echo-responder.ts, compiled) on `subject`,
+ * once it has subscribed: the transport's floor, measured beside the service.
+ */
+export async function startEchoResponder(natsUrl: string, subject: string): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'dist', 'bench', 'enforcement', 'echo-responder.js'), natsUrl, subject],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`echo responder exited with ${code}`)));
+  });
+  return child;
+}
