@@ -1,5 +1,7 @@
 import { constraintOf, isRetryableTransactionError } from '../database-errors';
 import { DataSource } from 'typeorm';
+import { statementPoolOf } from '../pool';
+import { ReadBatcher } from '../read-batcher';
 import { q, type Db } from './types';
 
 /**
@@ -207,6 +209,43 @@ const stateSql = (user: string, period: string) => `
     LEFT JOIN ai_spend_counters c ON c.user_id = u.id AND c.period_start = ${period}::date
    WHERE u.id = ${user}::uuid`;
 const STATE_SQL = stateSql('$1', '$2');
+/** The same for many (user, period) pairs ($1 users, $2 periods), one row per pair in their order. */
+const STATES_SQL = `
+  SELECT s.* FROM unnest($1::uuid[], $2::date[]) WITH ORDINALITY AS r(user_id, period_start, ord)
+    LEFT JOIN LATERAL (${stateSql('r.user_id', 'r.period_start')}) s ON true
+   ORDER BY r.ord`;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+/** Most keys one batched state read carries. */
+const STATE_BATCH_MAX = 256;
+/**
+ * Batched state reads per DataSource (checks are the hottest statement of the service). At most
+ * half the statement pool runs them at once, so reservations and usage keep connections.
+ */
+const stateBatchers = new WeakMap<DataSource, ReadBatcher<[string, string], BudgetState>>();
+function stateBatcherOf(ds: DataSource): ReadBatcher<[string, string], BudgetState> | null {
+  const pool = statementPoolOf(ds);
+  if (!pool) return null;
+  let batcher = stateBatchers.get(ds);
+  if (!batcher) {
+    const read = async (keys: [string, string][]): Promise<BudgetState[]> => {
+      if (keys.length === 1) {
+        return [toState((await q<StateRow[]>(ds, STATE_SQL, keys[0], 'spend_state'))[0])];
+      }
+      const rows = await q<StateRow[]>(
+        ds,
+        STATES_SQL,
+        [keys.map((k) => k[0]), keys.map((k) => k[1])],
+        'spend_states',
+      );
+      return rows.map((r) => toState(r.status === null ? undefined : r));
+    };
+    batcher = new ReadBatcher(read, Math.max(1, Math.floor(pool.options.max / 2)), STATE_BATCH_MAX);
+    stateBatchers.set(ds, batcher);
+  }
+  return batcher;
+}
 
 /**
  * The check rule of CONTRACT 7 as SQL, for a limit, the counter's spent and held, and an amount:
@@ -373,6 +412,13 @@ export class SpendRepository {
 
   /** The user's state in the period; `userStatus` null when the user does not exist. */
   async getBudgetState(userId: string, periodStart: string): Promise<BudgetState> {
+    // Outside a transaction, concurrent reads share statements (see stateBatcherOf).
+    // A malformed id goes alone, so that its error cannot fail the reads batched with it.
+    const batcher =
+      this.db instanceof DataSource && UUID.test(userId) && DATE.test(periodStart)
+        ? stateBatcherOf(this.db)
+        : null;
+    if (batcher) return batcher.load([userId, periodStart]);
     const rows = await q<StateRow[]>(this.db, STATE_SQL, [userId, periodStart], 'spend_state');
     return toState(rows[0]);
   }
