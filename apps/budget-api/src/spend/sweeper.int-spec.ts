@@ -184,13 +184,19 @@ describe('reservation sweeper', () => {
     const [a, b] = [await start(), await start()];
     const users = await members(8);
     const n = 400;
-    const t0 = Date.now() + 300;
     // Holds expire one after another over about two seconds, while their usage arrives in a random
-    // order over the same time: some settle first, some expire first, some meet head on.
+    // order over the same time: some settle first, some expire first, some meet head on. Their
+    // expiry times are set once all exist, so that a slow machine cannot let them lapse unused.
     const ids = await inParallel(
       Array.from({ length: n }, (_, i) => i),
       10,
-      (i) => hold(users[i % users.length], 500n, new Date(t0 + i * 5)),
+      (i) => hold(users[i % users.length], 500n, new Date(Date.now() + 3_600_000)),
+    );
+    const t0 = Date.now() + 300;
+    await ds.query(
+      `UPDATE ai_reservations r SET expires_at = $2::timestamptz + (x.i - 1) * interval '5 milliseconds'
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i) WHERE r.id = x.id`,
+      [ids, new Date(t0).toISOString()],
     );
     const order = ids.map((id, i) => ({ id, i, key: Math.random() })).sort((x, y) => x.key - y.key);
     const usage = order.map(({ id, i }) => ({

@@ -1,7 +1,7 @@
 import { constraintOf, isRetryableTransactionError } from '../database-errors';
 import { DataSource } from 'typeorm';
 import { statementPoolOf } from '../pool';
-import { ReadBatcher } from '../read-batcher';
+import { StatementBatcher } from '../statement-batcher';
 import { q, type Db } from './types';
 
 /**
@@ -217,14 +217,16 @@ const STATES_SQL = `
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
+/** Keys whose malformed values would fail a whole batch go alone instead. */
+const batchable = (userId: string, periodStart: string) => UUID.test(userId) && DATE.test(periodStart);
 /** Most keys one batched state read carries. */
 const STATE_BATCH_MAX = 256;
 /**
  * Batched state reads per DataSource (checks are the hottest statement of the service). At most
  * half the statement pool runs them at once, so reservations and usage keep connections.
  */
-const stateBatchers = new WeakMap<DataSource, ReadBatcher<[string, string], BudgetState>>();
-function stateBatcherOf(ds: DataSource): ReadBatcher<[string, string], BudgetState> | null {
+const stateBatchers = new WeakMap<DataSource, StatementBatcher<[string, string], BudgetState>>();
+function stateBatcherOf(ds: DataSource): StatementBatcher<[string, string], BudgetState> | null {
   const pool = statementPoolOf(ds);
   if (!pool) return null;
   let batcher = stateBatchers.get(ds);
@@ -241,7 +243,7 @@ function stateBatcherOf(ds: DataSource): ReadBatcher<[string, string], BudgetSta
       );
       return rows.map((r) => toState(r.status === null ? undefined : r));
     };
-    batcher = new ReadBatcher(read, Math.max(1, Math.floor(pool.options.max / 2)), STATE_BATCH_MAX);
+    batcher = new StatementBatcher(read, Math.max(1, Math.floor(pool.options.max / 2)), STATE_BATCH_MAX);
     stateBatchers.set(ds, batcher);
   }
   return batcher;
@@ -256,44 +258,84 @@ const fits = (limit: string, spent: string, held: string, amount: string) =>
      OR (${amount} > 0 AND ${spent} + ${held} + ${amount} <= ${limit}))`;
 
 /**
- * Grants a reservation in one statement ($1 request id, $2 user, $3 period start, $4 amount,
- * $5 expires at):
- * - `previous`: a reservation already granted for this request id is answered as it is.
- * - `granted`: the counter row is upserted with `held += amount` only if the amount fits, the
+ * Grants reservations in one statement ($1 request ids, $2 users, $3 period starts, $4 amounts,
+ * $5 expiry times; one reservation per position, no two sharing a (user, period) or a request
+ * id: the batcher keeps those apart):
+ * - `previous`: a reservation already granted for a request id is answered as it is.
+ * - `granted`: each counter row is upserted with `held += amount` only if the amount fits, the
  *   condition evaluated on the row as locked (ON CONFLICT DO UPDATE ... WHERE), so of many
- *   concurrent reservations exactly those that fit are granted. A denial writes nothing.
- * - `reservation`: the hold itself. A concurrent grant of the same request id makes this insert
- *   fail on ai_reservations_request_id_key, which undoes the whole statement; the caller runs it
- *   again and then finds `previous`.
+ *   concurrent reservations exactly those that fit are granted. A denial writes nothing. Rows
+ *   are locked in (user, period) order, like the usage statement's.
+ * - `reservation`: the holds themselves. A concurrent grant of the same request id makes this
+ *   insert fail on ai_reservations_request_id_key, which undoes the whole statement; the caller
+ *   runs it again and then finds `previous`.
  */
 const RESERVE_SQL = `
-WITH state AS (${stateSql('$2', '$3')}),
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::uuid[], $3::date[], $4::bigint[], $5::timestamptz[])
+    WITH ORDINALITY AS x(request_id, user_id, period_start, amount, expires_at, ord)
+),
+state AS (
+  SELECT i.ord, s.* FROM input i LEFT JOIN LATERAL (${stateSql('i.user_id', 'i.period_start')}) s ON true
+),
 previous AS (
-  SELECT ${RESERVATION_COLUMNS} FROM ai_reservations WHERE request_id = $1
+  SELECT i.ord, p.* FROM input i
+   CROSS JOIN LATERAL (SELECT ${RESERVATION_COLUMNS} FROM ai_reservations WHERE request_id = i.request_id) p
 ),
 granted AS (
   INSERT INTO ai_spend_counters AS c (user_id, period_start, spent_micros, held_micros)
-  SELECT $2::uuid, $3::date, 0, $4::bigint FROM state s
-   WHERE NOT EXISTS (SELECT 1 FROM previous) AND s.status = 'active'
-     AND ${fits('s.spend_limit_micros', '0', '0', '$4::bigint')}
+  SELECT i.user_id, i.period_start, 0, i.amount FROM input i JOIN state s ON s.ord = i.ord
+   WHERE NOT EXISTS (SELECT 1 FROM previous p WHERE p.ord = i.ord) AND s.status = 'active'
+     AND ${fits('s.spend_limit_micros', '0', '0', 'i.amount')}
+   ORDER BY i.user_id, i.period_start
   ON CONFLICT (user_id, period_start) DO UPDATE
      SET held_micros = c.held_micros + EXCLUDED.held_micros, updated_at = now()
-   WHERE ${fits('(SELECT s.spend_limit_micros FROM state s)', 'c.spent_micros', 'c.held_micros', 'EXCLUDED.held_micros')}
-  RETURNING c.spent_micros, c.held_micros
+   WHERE EXISTS (SELECT 1 FROM input i JOIN state s ON s.ord = i.ord
+                  WHERE i.user_id = c.user_id AND i.period_start = c.period_start
+                    AND ${fits('s.spend_limit_micros', 'c.spent_micros', 'c.held_micros', 'EXCLUDED.held_micros')})
+  RETURNING c.user_id, c.period_start, c.spent_micros, c.held_micros
 ),
 reservation AS (
   INSERT INTO ai_reservations (request_id, user_id, effective_group_id, period_start, amount_micros, expires_at)
-  SELECT $1, $2::uuid, s.effective_group_id, $3::date, $4::bigint, $5::timestamptz FROM granted, state s
+  SELECT i.request_id, i.user_id, s.effective_group_id, i.period_start, i.amount, i.expires_at
+    FROM input i JOIN state s ON s.ord = i.ord
+    JOIN granted g ON g.user_id = i.user_id AND g.period_start = i.period_start
+   ORDER BY i.request_id
   RETURNING ${RESERVATION_COLUMNS}
 )
 SELECT s.status, s.limit_source, s.spend_limit_micros, s.effective_group_id,
        coalesce(g.spent_micros, s.spent_micros) AS spent_micros,
        coalesce(g.held_micros, s.held_micros) AS held_micros,
-       (SELECT row_to_json(r) FROM reservation r) AS granted,
-       (SELECT row_to_json(p) FROM previous p) AS previous
-  FROM (SELECT 1) one
-  LEFT JOIN state s ON true
-  LEFT JOIN granted g ON true`;
+       (SELECT row_to_json(r) FROM reservation r WHERE r.request_id = i.request_id) AS granted,
+       (SELECT row_to_json(p) FROM previous p WHERE p.ord = i.ord) AS previous
+  FROM input i
+  LEFT JOIN state s ON s.ord = i.ord
+  LEFT JOIN granted g ON g.user_id = i.user_id AND g.period_start = i.period_start
+ ORDER BY i.ord`;
+
+/** Most reservations one statement carries. */
+const RESERVE_BATCH_MAX = 128;
+const reserveBatchers = new WeakMap<DataSource, StatementBatcher<ReserveInput, ReserveOutcome>>();
+/**
+ * Batched reservations per DataSource: under load, concurrent reservations of different users
+ * share one statement and one commit. At most half the statement pool runs them at once.
+ */
+function reserveBatcherOf(ds: DataSource): StatementBatcher<ReserveInput, ReserveOutcome> | null {
+  const pool = statementPoolOf(ds);
+  if (!pool) return null;
+  let batcher = reserveBatchers.get(ds);
+  if (!batcher) {
+    const repository = new SpendRepository(ds);
+    batcher = new StatementBatcher(
+      (inputs: ReserveInput[]) => repository.reserveTogether(inputs),
+      Math.max(1, Math.floor(pool.options.max / 2)),
+      RESERVE_BATCH_MAX,
+      (i) => [`counter ${i.userId.toLowerCase()} ${i.periodStart}`, `request ${i.requestId}`],
+    );
+    reserveBatchers.set(ds, batcher);
+  }
+  return batcher;
+}
 
 /**
  * Records a batch of priced usage in one statement ($1: the records as a jsonb array):
@@ -413,11 +455,8 @@ export class SpendRepository {
   /** The user's state in the period; `userStatus` null when the user does not exist. */
   async getBudgetState(userId: string, periodStart: string): Promise<BudgetState> {
     // Outside a transaction, concurrent reads share statements (see stateBatcherOf).
-    // A malformed id goes alone, so that its error cannot fail the reads batched with it.
     const batcher =
-      this.db instanceof DataSource && UUID.test(userId) && DATE.test(periodStart)
-        ? stateBatcherOf(this.db)
-        : null;
+      this.db instanceof DataSource && batchable(userId, periodStart) ? stateBatcherOf(this.db) : null;
     if (batcher) return batcher.load([userId, periodStart]);
     const rows = await q<StateRow[]>(this.db, STATE_SQL, [userId, periodStart], 'spend_state');
     return toState(rows[0]);
@@ -446,12 +485,26 @@ export class SpendRepository {
   }
 
   async reserve(input: ReserveInput): Promise<ReserveOutcome> {
+    // Outside a transaction, concurrent reservations share statements (see reserveBatcherOf).
+    const batcher =
+      this.db instanceof DataSource && batchable(input.userId, input.periodStart)
+        ? reserveBatcherOf(this.db)
+        : null;
+    if (batcher) return batcher.load(input);
+    return (await this.reserveTogether([input]))[0];
+  }
+
+  /**
+   * Reservations in one statement, one outcome per input in order. No two inputs may share a
+   * (user, period) or a request id (the statement decides each on its own counter row).
+   */
+  async reserveTogether(inputs: readonly ReserveInput[]): Promise<ReserveOutcome[]> {
     const params = [
-      input.requestId,
-      input.userId,
-      input.periodStart,
-      input.amountMicros.toString(),
-      input.expiresAt.toISOString(),
+      inputs.map((i) => i.requestId),
+      inputs.map((i) => i.userId),
+      inputs.map((i) => i.periodStart),
+      inputs.map((i) => i.amountMicros.toString()),
+      inputs.map((i) => i.expiresAt.toISOString()),
     ];
     const rows = await this.retrying(() =>
       q<(StateRow & { granted: ReservationJson | null; previous: ReservationJson | null })[]>(
@@ -461,11 +514,40 @@ export class SpendRepository {
         'spend_reserve',
       ),
     );
-    const r = rows[0];
-    const state = toState(r.status === null ? undefined : r);
-    if (r.previous) return { kind: 'replayed', reservation: fromJson(r.previous), state };
-    if (r.granted) return { kind: 'granted', reservation: fromJson(r.granted), state };
-    return { kind: 'denied', state };
+    const outcomes = rows.map((r): ReserveOutcome => {
+      const state = toState(r.status === null ? undefined : r);
+      if (r.previous) return { kind: 'replayed', reservation: fromJson(r.previous), state };
+      if (r.granted) return { kind: 'granted', reservation: fromJson(r.granted), state };
+      return { kind: 'denied', state };
+    });
+    return this.replayedAfterAll(inputs, outcomes);
+  }
+
+  /**
+   * A denial can be the loser of a race with a concurrent grant of the same request id (a
+   * gateway retrying): the statement's snapshot did not see that grant, then found the counter
+   * filled by it. Such a request id is answered with its reservation, as any replay is. One
+   * lookup, only when something was denied to an active user.
+   */
+  private async replayedAfterAll(
+    inputs: readonly ReserveInput[],
+    outcomes: ReserveOutcome[],
+  ): Promise<ReserveOutcome[]> {
+    const denied = inputs.filter(
+      (_, k) => outcomes[k].kind === 'denied' && outcomes[k].state.userStatus === 'active',
+    );
+    if (denied.length === 0) return outcomes;
+    const rows = await q<ReservationRow[]>(
+      this.db,
+      `SELECT ${RESERVATION_COLUMNS} FROM ai_reservations WHERE request_id = ANY($1::text[])`,
+      [denied.map((i) => i.requestId)],
+    );
+    if (rows.length === 0) return outcomes;
+    const found = new Map(rows.map((r) => [r.request_id, toReservation(r)]));
+    return outcomes.map((o, k) => {
+      const reservation = o.kind === 'denied' ? found.get(inputs[k].requestId) : undefined;
+      return reservation ? { kind: 'replayed', reservation, state: o.state } : o;
+    });
   }
 
   async getReservation(id: string): Promise<Reservation | null> {

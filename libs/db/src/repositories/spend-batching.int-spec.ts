@@ -15,9 +15,9 @@ import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 import { createDataSource } from '../data-source';
 import { closeStatementPool, createStatementPool, useStatementPool } from '../pool';
-import { SpendRepository, type BudgetState } from './spend.repository';
+import { SpendRepository, type BudgetState, type ReserveOutcome } from './spend.repository';
 
-// Budget state reads outside a transaction share statements under load (ReadBatcher). On real
+// Budget state reads outside a transaction share statements under load (StatementBatcher). On real
 // PostgreSQL: every read of a burst gets exactly what it would have read on its own, the burst
 // takes fewer statements than reads, and a malformed id fails alone.
 
@@ -110,5 +110,89 @@ describe('batched budget state reads (real PostgreSQL)', () => {
     const got = await Promise.all(reads);
     expect(got[1]).toMatch(/^error: invalid input syntax for type uuid/);
     expect([got[0], got[2], got[3]]).toEqual(['active', 'active', 'active']);
+  });
+
+  it('grants exactly what fits per user when hundreds of reservations race, once per request id', async () => {
+    const org = await insertOrganization(ds);
+    await sqlRows(ds, 'INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, 10000)', [
+      org.id,
+    ]);
+    const limited: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const u = await insertUser(ds);
+      await addOrganizationMember(ds, org.id, u.id);
+      limited.push(u.id);
+    }
+    const suspended = users[9];
+    const unknown = users[users.length - 1];
+    const period = PERIODS[1];
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    // 15 reservations of 1,000 per limited user (10 fit), each request id sent twice (a retrying
+    // gateway), plus the suspended and the unknown user; all at once, in a shuffled order.
+    const requests = limited.flatMap((userId, u) =>
+      Array.from({ length: 15 }, (_, k) => ({ requestId: `race-${u}-${k}`, userId })),
+    );
+    const sent = [
+      ...requests,
+      ...requests,
+      { requestId: 'race-suspended', userId: suspended },
+      { requestId: 'race-unknown', userId: unknown },
+    ]
+      .map((r) => ({ ...r, key: Math.random() }))
+      .sort((a, b) => a.key - b.key);
+    const query = jest.spyOn(pool, 'query');
+    let outcomes: ReserveOutcome[];
+    try {
+      const repo = new SpendRepository(ds);
+      outcomes = await Promise.all(
+        sent.map((r) =>
+          repo.reserve({
+            requestId: r.requestId,
+            userId: r.userId,
+            periodStart: period,
+            amountMicros: 1000n,
+            expiresAt,
+          }),
+        ),
+      );
+      expect(query.mock.calls.length).toBeLessThan(sent.length / 4);
+    } finally {
+      query.mockRestore();
+    }
+
+    const byRequest = new Map<string, ReserveOutcome[]>();
+    sent.forEach((r, i) => byRequest.set(r.requestId, [...(byRequest.get(r.requestId) ?? []), outcomes[i]]));
+    expect(byRequest.get('race-suspended')![0]).toMatchObject({
+      kind: 'denied',
+      state: { userStatus: 'suspended' },
+    });
+    expect(byRequest.get('race-unknown')![0]).toMatchObject({ kind: 'denied', state: { userStatus: null } });
+    for (const [u, userId] of limited.entries()) {
+      const mine = [...byRequest.entries()].filter(([id]) => id.startsWith(`race-${u}-`));
+      // A request id is granted once at most; its other sending is a replay of the same hold,
+      // or both are denied (a denial is not stored).
+      let granted = 0;
+      for (const [, pair] of mine) {
+        const kinds = pair.map((o) => o.kind).sort();
+        expect([
+          ['denied', 'denied'],
+          ['granted', 'replayed'],
+        ]).toContainEqual(kinds);
+        if (kinds[0] === 'granted') {
+          granted++;
+          const [a, b] = pair as Extract<ReserveOutcome, { reservation: unknown }>[];
+          expect(a.reservation.id).toBe(b.reservation.id);
+        }
+      }
+      expect(granted).toBe(10);
+      const [row] = await sqlRows<{ held: string; holds: string }>(
+        ds,
+        `SELECT c.held_micros::text AS held,
+                (SELECT count(*) FROM ai_reservations r WHERE r.user_id = c.user_id AND r.status = 'held')::text AS holds
+           FROM ai_spend_counters c WHERE c.user_id = $1 AND c.period_start = $2`,
+        [userId, period],
+      );
+      expect(row).toEqual({ held: '10000', holds: '10' });
+    }
   });
 });
