@@ -182,6 +182,12 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
         // The batch before this one leaves the database (committed and acknowledged, or given
         // up on when stopping) before this one's statement starts, and before the next pull.
         if (recording) await recording;
+        if (this.stopping && this.databaseProblem) {
+          // The batch before it was left unacknowledged for want of a database: so is this one.
+          this.abandon(prepared);
+          recording = null;
+          break;
+        }
         recording = this.recordBatch(prepared);
       }
     } finally {
@@ -287,6 +293,15 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
         clearTimeout(timer);
       }
       stopTimer();
+    }
+  }
+
+  /** Stopping with the database away: the records stay unacknowledged for the next owner. */
+  private abandon(batch: PreparedBatch): void {
+    clearInterval(batch.keepAlive);
+    batch.stopTimer();
+    if (batch.valid.length > 0) {
+      this.logger.warn({ records: batch.valid.length }, 'usage batch left unacknowledged: stopping');
     }
   }
 
