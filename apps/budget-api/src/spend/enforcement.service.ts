@@ -196,10 +196,15 @@ export class EnforcementService {
     // One ledger row per request id: a repeat within the batch gets the first one's result.
     const firstOf = new Map<string, number>();
     const inputs: UsageInput[] = [];
+    // Most records of a batch fall in one period: the last one found is tried first.
+    let period: Period | null = null;
     for (const a of accepted) {
       if (firstOf.has(a.record.request_id)) continue;
       firstOf.set(a.record.request_id, a.index);
-      inputs.push(this.priced(a.record, a.occurredAt, prices));
+      const t = a.occurredAt.getTime();
+      if (!period || t < period.start.getTime() || t >= period.end.getTime())
+        period = this.period(a.occurredAt);
+      inputs.push(this.priced(a.record, a.occurredAt, period, prices));
     }
     const { results, thresholds } = await this.stores.spend.recordUsage(actor, inputs);
     if (thresholds > 0) this.thresholds?.wake();
@@ -224,7 +229,12 @@ export class EnforcementService {
     return outcomes.map((o) => o!);
   }
 
-  private priced(record: UsageRecord, occurredAt: Date, prices: Map<string, PriceForUsage>): UsageInput {
+  private priced(
+    record: UsageRecord,
+    occurredAt: Date,
+    period: Period,
+    prices: Map<string, PriceForUsage>,
+  ): UsageInput {
     const tokens = {
       input: BigInt(record.input_tokens),
       output: BigInt(record.output_tokens),
@@ -245,7 +255,7 @@ export class EnforcementService {
       priceSource: cost.costMicros === null ? null : cost.priceSource,
       costMicros: cost.costMicros,
       occurredAt,
-      periodStart: this.period(occurredAt).startDate,
+      periodStart: period.startDate,
       reservationId: record.reservation_id?.toLowerCase() ?? null,
     };
   }

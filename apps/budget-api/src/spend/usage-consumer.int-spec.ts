@@ -280,6 +280,81 @@ describe('usage ingestion from AI_USAGE', () => {
     expect(await spend.listCounterDifferences('month')).toEqual([]);
   });
 
+  it('acknowledges a batch only after its statement committed, with one batch prepared behind it and no more', async () => {
+    const users = await Promise.all(Array.from({ length: 3 }, () => member(null)));
+    const records = Array.from({ length: 500 }, (_, i) => record(users[i % 3], randomUUID(), i + 1, 1));
+    // The stream and consumer, made by an instance that is gone before the records arrive.
+    await start();
+    await running.splice(0)[0].close();
+    // Inserts into the ledger wait for this lock: the consumer's statement is held mid-way.
+    const blocker = await pg.connect();
+    const blocked = async (): Promise<number | null> => {
+      const res = await pg.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%jsonb_to_recordset%'`,
+      );
+      return res.rows[0]?.pid ?? null;
+    };
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE ai_usage IN EXCLUSIVE MODE');
+      await publishAll(records.map((r) => JSON.stringify(r)));
+      const a = await start({ USAGE_BATCH_SIZE: '100' });
+      await waitFor(
+        'a usage statement waiting for the lock',
+        async () => (await blocked()) !== null,
+        SETTLE_MS,
+        20,
+      );
+      // The first pull takes one record (nothing was known to be waiting), the next a full batch,
+      // prepared while the first is in the database; nothing more is pulled meanwhile.
+      await waitFor(
+        'the next batch fetched and prepared',
+        async () => (await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER)).num_ack_pending === 101,
+        SETTLE_MS,
+        20,
+      );
+      const held = await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER);
+      expect(held.ack_floor.stream_seq).toBe(0);
+      expect(held.num_pending).toBe(399);
+      expect(await counter(a.metrics, 'aigov_usage_records_ingested_total')).toBe(0);
+
+      // The connection dies mid-statement (an outage): nothing of the batch is kept or acknowledged,
+      // and the batch is tried again (waiting for the lock once more).
+      const pid = (await blocked())!;
+      await pg.query('SELECT pg_terminate_backend($1)', [pid]);
+      await waitFor(
+        'the batch tried again',
+        async () => {
+          const again = await blocked();
+          return again !== null && again !== pid;
+        },
+        SETTLE_MS,
+        20,
+      );
+      expect(await counter(a.metrics, 'aigov_usage_batch_failures_total')).toBeGreaterThanOrEqual(1);
+      const still = await jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER);
+      expect(still.ack_floor.stream_seq).toBe(0);
+      expect(still.num_ack_pending).toBe(101);
+
+      await blocker.query('ROLLBACK');
+      await waitFor('every usage record handled', consumerSettled, SETTLE_MS, 100);
+      expect(await ledgerCount(records.map((r) => r.request_id))).toBe(500);
+      expect(await counter(a.metrics, 'aigov_usage_records_ingested_total')).toBe(500);
+      expect(await counter(a.metrics, 'aigov_usage_records_duplicate_total')).toBe(0);
+      const cost = await pg.query<{ total: string }>(
+        'SELECT sum(cost_micros)::text AS total FROM ai_usage WHERE request_id = ANY($1::text[])',
+        [records.map((r) => r.request_id)],
+      );
+      // input i+1 tokens at 1 micro, 1 output token at 2 micros.
+      expect(BigInt(cost.rows[0].total)).toBe(BigInt((500 * 501) / 2 + 500 * 2));
+      expect(await spend.listCounterDifferences('month')).toEqual([]);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      blocker.release();
+    }
+  });
+
   it('makes the stream and consumer again when they are deleted under it (a fresh JetStream store)', async () => {
     const user = await member(null);
     const a = await start();

@@ -52,14 +52,25 @@ interface Held {
   open: boolean;
 }
 
+/** A batch parsed and rid of its invalid records, waiting for (or in) the database. */
+interface PreparedBatch {
+  /** The messages of the records to record, in the order of `records`. */
+  valid: Held[];
+  records: UsageRecord[];
+  keepAlive: NodeJS.Timeout;
+  stopTimer: () => void;
+}
+
 /**
  * Usage ingestion (docs/nats.md): pulls batches of `aigov.usage.recorded` from the durable
  * consumer `budget-api` of AI_USAGE, dead-letters what does not validate, records the rest with
  * one EnforcementService.recordUsage call (one ledger statement), and acknowledges each message
  * only after that committed, or after its dead letter is stored. The ledger is idempotent on
  * request_id, so a redelivery (after a crash between commit and ack) is a duplicate, acked and
- * counted as such. A batch the database cannot take is held (kept alive with working()) and tried
- * again until it goes through, while readiness says why; nothing more is fetched meanwhile.
+ * counted as such. The next batch is fetched and parsed while one is in the database (one batch
+ * there and one prepared, at most). A batch the database cannot take is held (kept alive with
+ * working()) and tried again until it goes through, while readiness says why; the one prepared
+ * behind it waits, and nothing more is fetched meanwhile.
  */
 @Injectable()
 export class UsageConsumerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -142,24 +153,45 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
     this.logger.info('usage consumer stopped');
   }
 
+  /**
+   * Fetches and prepares (parses, dead-letters) the next batch while the previous one's statement
+   * runs: at most one batch in the database and one prepared behind it. A batch's records are
+   * acknowledged only after its own statement committed (docs/decisions/usage-ingestion-pipeline.md).
+   */
   private async run(): Promise<void> {
     let failures = 0;
-    while (!this.stopping) {
-      let batch: JsMsg[];
-      try {
-        batch = await this.fetchBatch();
-        if (this.fetchProblem) this.logger.info('usage consumer fetching again');
-        this.fetchProblem = null;
-        failures = 0;
-      } catch (err) {
-        if (this.stopping) break;
-        this.fetchProblem = `cannot fetch usage records: ${(err as Error).message}`;
-        if (failures === 0) this.logger.warn({ err }, this.fetchProblem);
-        await this.sleep(pause(failures++));
-        await this.recover();
-        continue;
+    let recording: Promise<void> | null = null;
+    try {
+      while (!this.stopping) {
+        let batch: JsMsg[];
+        try {
+          batch = await this.fetchBatch();
+          if (this.fetchProblem) this.logger.info('usage consumer fetching again');
+          this.fetchProblem = null;
+          failures = 0;
+        } catch (err) {
+          if (this.stopping) break;
+          this.fetchProblem = `cannot fetch usage records: ${(err as Error).message}`;
+          if (failures === 0) this.logger.warn({ err }, this.fetchProblem);
+          await this.sleep(pause(failures++));
+          await this.recover();
+          continue;
+        }
+        if (batch.length === 0) continue;
+        const prepared = await this.prepareBatch(batch);
+        // The batch before this one leaves the database (committed and acknowledged, or given
+        // up on when stopping) before this one's statement starts, and before the next pull.
+        if (recording) await recording;
+        if (this.stopping && this.databaseProblem) {
+          // The batch before it was left unacknowledged for want of a database: so is this one.
+          this.abandon(prepared);
+          recording = null;
+          break;
+        }
+        recording = this.recordBatch(prepared);
       }
-      if (batch.length > 0) await this.handleBatch(batch);
+    } finally {
+      if (recording) await recording;
     }
   }
 
@@ -195,7 +227,11 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
     }
   }
 
-  private async handleBatch(msgs: JsMsg[]): Promise<void> {
+  /**
+   * Starts keeping the batch's messages alive, parses them and dead-letters the ones that do not
+   * validate (acknowledged once their dead letter is stored, whatever the database does).
+   */
+  private async prepareBatch(msgs: JsMsg[]): Promise<PreparedBatch> {
     const stopTimer = this.metrics.batchDuration.startTimer();
     this.metrics.batchSize.observe(msgs.length);
     const held: Held[] = msgs.map((msg) => ({ msg, open: true }));
@@ -206,18 +242,45 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
       },
       Math.max(250, Math.floor(this.settings.ackWaitMs / 3)),
     );
+    const valid: Held[] = [];
+    const records: UsageRecord[] = [];
     try {
-      const valid: { held: Held; record: UsageRecord }[] = [];
       for (const h of held) {
         const parsed = parseUsageMessage(h.msg.data);
-        if (parsed.ok) valid.push({ held: h, record: withStreamTime(parsed.record, h.msg) });
-        else await this.deadLetter(h, parsed.cause, parsed.cause, parsed.errors, parsed.json);
+        if (parsed.ok) {
+          valid.push(h);
+          records.push(withStreamTime(parsed.record, h.msg));
+        } else await this.deadLetter(h, parsed.cause, parsed.cause, parsed.errors, parsed.json);
       }
+    } catch (err) {
+      // Not expected (parsing and dead-lettering handle their failures); what is left open is
+      // delivered again after ack_wait.
+      this.logger.error({ err }, 'usage batch could not be prepared; it will be delivered again');
+      valid.length = 0;
+      records.length = 0;
+    }
+    return { valid, records, keepAlive, stopTimer };
+  }
+
+  /** Records the batch's valid records in one statement, then acknowledges each. Never throws. */
+  private async recordBatch(batch: PreparedBatch): Promise<void> {
+    const { valid, records, keepAlive, stopTimer } = batch;
+    try {
       if (valid.length === 0) return;
-      const outcomes = await this.recordHeld(valid.map((v) => v.record));
+      const outcomes = await this.recordHeld(records);
       // Stopping while the database is away: the records stay unacknowledged for the next owner.
       if (!outcomes) return;
-      for (const [i, { held: h }] of valid.entries()) await this.settle(h, outcomes[i]);
+      // The acknowledgements of what was recorded, all in one write to nats-server; then the dead
+      // letters of the records the ledger refused.
+      const refused: { held: Held; outcome: UsageOutcome | Error }[] = [];
+      for (let i = 0; i < valid.length; i++) {
+        const outcome = outcomes[i];
+        if (outcome instanceof Error || !outcome.ok) refused.push({ held: valid[i], outcome });
+        else this.acknowledge(valid[i], outcome.reply.duplicate);
+      }
+      for (const r of refused) await this.refuse(r.held, r.outcome);
+    } catch (err) {
+      this.logger.error({ err }, 'usage batch not settled; what is left will be delivered again');
     } finally {
       clearInterval(keepAlive);
       // The acks on their way before the next pull; bounded, as a flush waits out a disconnection.
@@ -230,6 +293,15 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
         clearTimeout(timer);
       }
       stopTimer();
+    }
+  }
+
+  /** Stopping with the database away: the records stay unacknowledged for the next owner. */
+  private abandon(batch: PreparedBatch): void {
+    clearInterval(batch.keepAlive);
+    batch.stopTimer();
+    if (batch.valid.length > 0) {
+      this.logger.warn({ records: batch.valid.length }, 'usage batch left unacknowledged: stopping');
     }
   }
 
@@ -286,7 +358,16 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
     return out;
   }
 
-  private async settle(h: Held, outcome: UsageOutcome | Error): Promise<void> {
+  /** A recorded record (or a duplicate of one): acknowledged, synchronously. */
+  private acknowledge(h: Held, duplicate: boolean): void {
+    if (duplicate) this.metrics.duplicates.inc();
+    else this.metrics.ingested.inc();
+    h.open = false;
+    h.msg.ack();
+  }
+
+  /** A record the ledger refused: dead-lettered with the reason. */
+  private async refuse(h: Held, outcome: UsageOutcome | Error): Promise<void> {
     if (outcome instanceof Error) {
       const reason = isDomainError(outcome) ? outcome.message : 'the ledger refused the record';
       this.logger.error(
@@ -295,14 +376,9 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
       );
       return this.deadLetter(h, 'rejected', reason, [outcome.message], this.jsonOf(h.msg));
     }
-    if (!outcome.ok) {
-      const errors = outcome.error.validations.map((v) => `${v.field}: ${v.detail}`);
-      return this.deadLetter(h, 'rejected', outcome.error.message, errors, this.jsonOf(h.msg));
-    }
-    if (outcome.reply.duplicate) this.metrics.duplicates.inc();
-    else this.metrics.ingested.inc();
-    h.open = false;
-    h.msg.ack();
+    if (outcome.ok) return this.acknowledge(h, outcome.reply.duplicate);
+    const errors = outcome.error.validations.map((v) => `${v.field}: ${v.detail}`);
+    return this.deadLetter(h, 'rejected', outcome.error.message, errors, this.jsonOf(h.msg));
   }
 
   /**
@@ -398,11 +474,13 @@ export class UsageConsumerService implements OnApplicationBootstrap, BeforeAppli
 /**
  * A record without occurred_at happened when JetStream stored it, not when we got to it: after a
  * backlog or an outage it still counts in the period the gateway reported it in (docs/nats.md).
+ * The record is ours (made by the parser), so it is completed in place.
  */
 function withStreamTime(record: UsageRecord, msg: JsMsg): UsageRecord {
-  if (record.occurred_at !== undefined) return record;
-  const stored = new Date(Number(msg.timestampNanos / 1_000_000n));
-  return { ...record, occurred_at: stored.toISOString() };
+  if (record.occurred_at === undefined) {
+    record.occurred_at = new Date(Number(msg.timestampNanos / 1_000_000n)).toISOString();
+  }
+  return record;
 }
 
 const pause = (attempt: number): number => RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)];
