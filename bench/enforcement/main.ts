@@ -458,7 +458,8 @@ function serviceTimeBuckets(text: string): Map<number, number> | null {
 
 /**
  * The q-quantile of the requests between two readings of the histogram, interpolated linearly
- * within its bucket (as PromQL's histogram_quantile), in milliseconds.
+ * within its bucket (as PromQL's histogram_quantile), in milliseconds; negative (minus the
+ * largest finite bound) when it lies beyond the largest finite bucket.
  */
 function histogramQuantile(delta: [number, number][], q: number): number {
   const total = delta[delta.length - 1][1];
@@ -467,7 +468,8 @@ function histogramQuantile(delta: [number, number][], q: number): number {
   let below = 0;
   for (const [le, count] of delta) {
     if (count >= rank) {
-      if (le === Infinity) return lower * 1000;
+      // Past the largest finite bucket: only a lower bound is known.
+      if (le === Infinity) return -lower * 1000;
       return (lower + ((le - lower) * (rank - below)) / Math.max(count - below, 1)) * 1000;
     }
     lower = le;
@@ -483,7 +485,10 @@ function serviceTimeSummary(before: Map<number, number> | null, after: Map<numbe
     .map(([le, n]): [number, number] => [le, n - (before?.get(le) ?? 0)]);
   const total = delta[delta.length - 1][1];
   if (total === 0) return 'server-side service time: no request observed';
-  const q = (x: number) => histogramQuantile(delta, x).toFixed(2);
+  const q = (x: number) => {
+    const ms = histogramQuantile(delta, x);
+    return ms < 0 ? `over ${fmt(-ms)}` : ms.toFixed(2);
+  };
   return (
     `server-side service time (budget-api histogram, receipt to reply, ${fmt(total)} requests) ` +
     `p50 ${q(0.5)} ms, p99 ${q(0.99)} ms`

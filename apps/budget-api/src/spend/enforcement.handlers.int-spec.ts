@@ -49,7 +49,7 @@ async function observed(metrics: Metrics, subject: string): Promise<number> {
   return (metric?.values ?? [])
     .filter(
       (v) =>
-        v.metricName === 'aigov_budget_request_duration_seconds_count' &&
+        (v as { metricName?: string }).metricName === 'aigov_budget_request_duration_seconds_count' &&
         v.labels.transport === 'nats' &&
         v.labels.subject === subject,
     )
