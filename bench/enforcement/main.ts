@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Client, Pool } from 'pg';
@@ -775,11 +775,17 @@ async function main(): Promise<void> {
       openLine = 'skipped';
     } else if (!natsCheck.missing && natsCheck.op) {
       const metricsBefore = await scrape(base);
+      // This process's own stalls delay the sends and the reading of the replies alike.
+      const benchLoop = monitorEventLoopDelay({ resolution: 1 });
+      benchLoop.enable();
       const r = await openLoop(natsCheck.op, RATE, RATE_SECONDS, procs);
+      benchLoop.disable();
       const metricsAfter = await scrape(base);
       const service =
         serviceTimeSummary(serviceTimeBuckets(metricsBefore), serviceTimeBuckets(metricsAfter)) +
-        runtimeSummary(metricsBefore, metricsAfter);
+        runtimeSummary(metricsBefore, metricsAfter) +
+        `; this process's event loop delay p99 ${(benchLoop.percentile(99) / 1e6).toFixed(1)} ms, ` +
+        `max ${(benchLoop.max / 1e6).toFixed(1)} ms`;
       const p = (a: Float64Array, q: number) => percentile(a, q).toFixed(2);
       openLine =
         `${fmt(r.sent)} checks at ${fmt(RATE)}/s offered (${fmt(r.sent / r.seconds)}/s achieved incl. the tail): ` +
