@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Client, Pool } from 'pg';
@@ -41,7 +41,9 @@ import { cpuSeconds, migrateDatabase, startNatsServer } from '../shared/services
  *
  * Then: check over NATS at a fixed offered load (`--rate` requests/s for `--rate-seconds`, open
  * loop: each request leaves at its scheduled time whatever the previous ones do, latency counted
- * from that scheduled time); usage ingestion: `--usage` records published to
+ * from that scheduled time; beside it the server-side service time from the budget-api's
+ * `aigov_budget_request_duration_seconds` histogram, read from /metrics before and after, with
+ * its event loop delay and GC time over the phase); usage ingestion: `--usage` records published to
  * `aigov.usage.recorded` on JetStream (distinct request ids, `--usage-users` users, priced models of
  * the seed), timed until all are in ai_usage, their total cost compared with the one computed
  * here, and the counters reconciled with the ledger (SpendRepository.listCounterDifferences).
@@ -403,6 +405,97 @@ async function openLoop(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Server-side service time (the budget-api's histogram on /metrics)
+
+const SERVICE_TIME_METRIC = 'aigov_budget_request_duration_seconds';
+
+/** The budget-api's /metrics text ('' when it does not answer). */
+async function scrape(base: string): Promise<string> {
+  const res = await fetch(`${base}/metrics`).catch(() => null);
+  return res && res.status === 200 ? res.text() : '';
+}
+
+/** The sum of the samples of `name` (all label sets) in a /metrics text. */
+function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+/**
+ * What else the budget-api says about the phase: its event loop's worst delay (prom-client
+ * resets that histogram at each scrape, so the second scrape covers the phase alone) and the
+ * time it spent in garbage collection.
+ */
+function runtimeSummary(before: string, after: string): string {
+  if (!after) return '';
+  const ms = (x: number) => (x * 1000).toFixed(1);
+  const gc =
+    metricSum(after, 'aigov_nodejs_gc_duration_seconds_sum') -
+    metricSum(before, 'aigov_nodejs_gc_duration_seconds_sum');
+  const gcCount =
+    metricSum(after, 'aigov_nodejs_gc_duration_seconds_count') -
+    metricSum(before, 'aigov_nodejs_gc_duration_seconds_count');
+  return (
+    `; budget-api event loop delay p99 ${ms(metricSum(after, 'aigov_nodejs_eventloop_lag_p99_seconds'))} ms, ` +
+    `max ${ms(metricSum(after, 'aigov_nodejs_eventloop_lag_max_seconds'))} ms; GC ${ms(gc)} ms in ${fmt(gcCount)} pauses`
+  );
+}
+
+/** Cumulative counts per upper bound (seconds) of the NATS check's service-time histogram; null when absent. */
+function serviceTimeBuckets(text: string): Map<number, number> | null {
+  const buckets = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${SERVICE_TIME_METRIC}_bucket{`)) continue;
+    if (!line.includes('transport="nats"') || !line.includes(`subject="${BUDGET_SUBJECTS.check}"`)) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le) buckets.set(le === '+Inf' ? Infinity : Number(le), Number(line.split(' ').pop()));
+  }
+  return buckets.size > 0 ? buckets : null;
+}
+
+/**
+ * The q-quantile of the requests between two readings of the histogram, interpolated linearly
+ * within its bucket (as PromQL's histogram_quantile), in milliseconds; negative (minus the
+ * largest finite bound) when it lies beyond the largest finite bucket.
+ */
+function histogramQuantile(delta: [number, number][], q: number): number {
+  const total = delta[delta.length - 1][1];
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const [le, count] of delta) {
+    if (count >= rank) {
+      // Past the largest finite bucket: only a lower bound is known.
+      if (le === Infinity) return -lower * 1000;
+      return (lower + ((le - lower) * (rank - below)) / Math.max(count - below, 1)) * 1000;
+    }
+    lower = le;
+    below = count;
+  }
+  return NaN;
+}
+
+function serviceTimeSummary(before: Map<number, number> | null, after: Map<number, number> | null): string {
+  if (!after) return `server-side service time not available (no ${SERVICE_TIME_METRIC} on /metrics)`;
+  const delta = [...after]
+    .sort((a, b) => a[0] - b[0])
+    .map(([le, n]): [number, number] => [le, n - (before?.get(le) ?? 0)]);
+  const total = delta[delta.length - 1][1];
+  if (total === 0) return 'server-side service time: no request observed';
+  const q = (x: number) => {
+    const ms = histogramQuantile(delta, x);
+    return ms < 0 ? `over ${fmt(-ms)}` : ms.toFixed(2);
+  };
+  return (
+    `server-side service time (budget-api histogram, receipt to reply, ${fmt(total)} requests) ` +
+    `p50 ${q(0.5)} ms, p99 ${q(0.99)} ms`
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Transports
 
 /** The decision in a reply: over NATS bare or in an {ok, data} envelope; over HTTP the body. */
@@ -681,14 +774,25 @@ async function main(): Promise<void> {
     if (!PARTS.has('rate')) {
       openLine = 'skipped';
     } else if (!natsCheck.missing && natsCheck.op) {
+      const metricsBefore = await scrape(base);
+      // This process's own stalls delay the sends and the reading of the replies alike.
+      const benchLoop = monitorEventLoopDelay({ resolution: 1 });
+      benchLoop.enable();
       const r = await openLoop(natsCheck.op, RATE, RATE_SECONDS, procs);
+      benchLoop.disable();
+      const metricsAfter = await scrape(base);
+      const service =
+        serviceTimeSummary(serviceTimeBuckets(metricsBefore), serviceTimeBuckets(metricsAfter)) +
+        runtimeSummary(metricsBefore, metricsAfter) +
+        `; this process's event loop delay p99 ${(benchLoop.percentile(99) / 1e6).toFixed(1)} ms, ` +
+        `max ${(benchLoop.max / 1e6).toFixed(1)} ms`;
       const p = (a: Float64Array, q: number) => percentile(a, q).toFixed(2);
       openLine =
         `${fmt(r.sent)} checks at ${fmt(RATE)}/s offered (${fmt(r.sent / r.seconds)}/s achieved incl. the tail): ` +
         `latency from the scheduled time p50 ${p(r.fromSchedule, 50)} ms, p99 ${p(r.fromSchedule, 99)} ms, max ${p(r.fromSchedule, 100)} ms; ` +
         `from the send p50 ${p(r.fromSend, 50)} ms, p99 ${p(r.fromSend, 99)} ms; sender at most ${r.maxLagMs.toFixed(1)} ms late; ` +
         `${fmt(r.errors)} errors; CPU µs/request client ${r.cpu.client.toFixed(0)}, api ${r.cpu.api.toFixed(0)}, ` +
-        `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}`;
+        `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}; ${service}`;
       if (r.firstError) openLine += ` (first error: ${r.firstError})`;
     } else {
       openLine = `not available: ${natsCheck.missing}`;

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { QUEUE_GROUPS } from '@aigov/contracts';
 import { configureOrExit, exitOnStartupFailure, startApp } from '@aigov/observability';
 import { BudgetApiModule } from './budget-api.module';
 import { configureHttp } from './http/setup';
@@ -13,7 +12,9 @@ startApp({
   port: config.port,
   logger,
   metrics,
-  nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.budgetApi } : null,
+  // No Nest microservice: the budget subjects are subscribed on the app's own NATS connection
+  // (EnforcementHandlers; docs/decisions/nats-hot-path.md).
+  nats: null,
   readiness,
   configure: configureHttp,
 }).catch(exitOnStartupFailure(logger, NAME));

@@ -18,5 +18,6 @@ export * from './dead-letters';
 export * from './text';
 export * from './text.validators';
 export * from './budget-enforcement';
+export * from './budget-enforcement.validation';
 export * from './dead-letter-publisher';
 export * from './jetstream-setup';

@@ -11,6 +11,17 @@ export class MalformedPayload {
   constructor(readonly reason: string) {}
 }
 
+/** A request body as JSON, or a MalformedPayload saying why not (the reply's message). */
+export function decodePlainJson(bytes: Uint8Array): unknown {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  if (text.length === 0) return new MalformedPayload('empty message');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    return new MalformedPayload(`message is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 interface NatsLikeMessage {
   data: Uint8Array;
   subject: string;
@@ -23,13 +34,7 @@ export class PlainJsonDeserializer implements Deserializer<NatsLikeMessage, Inco
     options?: { channel?: string; replyTo?: string },
   ): IncomingRequest | IncomingEvent {
     const pattern = options?.channel ?? msg.subject;
-    let data: unknown;
-    const text = Buffer.from(msg.data).toString('utf8');
-    try {
-      data = text.length === 0 ? new MalformedPayload('empty message') : (JSON.parse(text) as unknown);
-    } catch (err) {
-      data = new MalformedPayload(`message is not valid JSON: ${(err as Error).message}`);
-    }
+    const data = decodePlainJson(msg.data);
     // Nest treats a message with an id as a request (it replies) and one without as an event.
     return options?.replyTo ? { pattern, data, id: randomUUID() } : { pattern, data };
   }

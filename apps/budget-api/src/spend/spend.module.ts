@@ -15,9 +15,10 @@ import { UsageConsumerService } from './usage-consumer.service';
  * threshold-event outbox.
  */
 @Module({
-  controllers: [EnforcementController, EnforcementHandlers, SpendController],
+  controllers: [EnforcementController, SpendController],
   providers: [
     EnforcementService,
+    EnforcementHandlers,
     { provide: SPEND_CLOCK, useValue: systemClock },
     SpendReportsService,
     UsageConsumerService,
