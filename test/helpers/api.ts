@@ -2,7 +2,6 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { loadConfig } from '@aigov/config';
-import { QUEUE_GROUPS } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
 import type { OrgRole } from '@aigov/db';
 import {
@@ -69,7 +68,8 @@ export class ApiHarness {
       port: 0,
       logger,
       metrics,
-      nats: config.natsEnabled ? { connection: config.nats, queue: QUEUE_GROUPS.budgetApi } : null,
+      // As in main.ts: the budget subjects are the app's own subscriptions, no Nest microservice.
+      nats: null,
       configure: configureHttp,
     });
     const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
