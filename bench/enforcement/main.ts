@@ -15,7 +15,7 @@ import {
   initializeDataSource,
 } from '@aigov/db';
 import { ROOT, arg, createBenchDatabase, firstUser, startBudgetApi, stop } from '../shared/budget-api';
-import { cpuSeconds, migrateDatabase, startNatsServer } from '../shared/services';
+import { cpuSeconds, migrateDatabase, startEchoResponder, startNatsServer } from '../shared/services';
 
 /**
  * bench/enforcement: the budget enforcement path of the budget-api (CONTRACT 4.3, 2.5, 7) under
@@ -568,6 +568,8 @@ interface Contender {
   label: string;
   op: ((i: number) => Promise<Outcome>) | null;
   missing: string | null;
+  /** The processes whose CPU it costs, when the server is not the budget-api. */
+  procs?: Processes;
 }
 
 function row(label: string, r: LoadResult | null, missing: string | null): string {
@@ -608,6 +610,9 @@ async function main(): Promise<void> {
 
     const nats = await startNatsServer();
     cleanup.push(nats.stop);
+    // The transport's floor: a bare responder on a subject of its own (bench/enforcement/echo-responder.ts).
+    const echo = await startEchoResponder(nats.url, 'bench.echo.check');
+    cleanup.push(() => stop(echo));
     const { child: api, base } = await startBudgetApi(database.url, {
       env: { NATS_ENABLED: 'true', NATS_URL: nats.url, DATABASE_POOL_SIZE: API_POOL_SIZE },
       nodeArgs: CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROFILE_DIR)}`] : [],
@@ -701,6 +706,14 @@ async function main(): Promise<void> {
           missing: null,
         },
         { key: 'sql', label: 'baseline: pg Pool, 1 SELECT', op: baselineCheck, missing: null },
+        {
+          key: 'echo',
+          label: 'NATS echo (no work)',
+          op: natsOp(nc, 'bench.echo.check', checkBody),
+          missing: null,
+          // Its "api" column is the responder's CPU.
+          procs: { ...procs, apiPid: echo.pid! },
+        },
       ],
       reserve: [
         {
@@ -746,7 +759,7 @@ async function main(): Promise<void> {
         for (const c of order) {
           if (c.missing || !c.op) continue;
           await closedLoop(c.op, WARMUP, null);
-          const r = await closedLoop(c.op, DURATION, procs);
+          const r = await closedLoop(c.op, DURATION, c.procs ?? procs);
           got.set(c.key, r);
           (results[`${kind}/${c.key}`] ??= []).push(r);
           if (r.firstError)
@@ -758,11 +771,11 @@ async function main(): Promise<void> {
         console.log(HEADER);
         for (const c of list) console.log(row(c.label, got.get(c.key) ?? null, c.missing));
         const sql = got.get('sql');
-        for (const key of ['nats', 'http']) {
+        for (const key of ['nats', 'http', 'echo']) {
           const r = got.get(key);
           if (r && sql)
             console.log(
-              `  aigov ${key.toUpperCase()} / baseline: ${(r.rps / sql.rps).toFixed(2)}x the requests/s`,
+              `  ${key === 'echo' ? 'NATS echo' : `aigov ${key.toUpperCase()}`} / baseline: ${(r.rps / sql.rps).toFixed(2)}x the requests/s`,
             );
         }
       }
@@ -871,15 +884,21 @@ async function main(): Promise<void> {
     console.log('\nratios aigov / baseline (requests/s, per round, median; goal for NATS >= 0.5x)');
     for (const kind of ['check', 'reserve'] as const) {
       const sql = results[`${kind}/sql`];
-      for (const key of ['nats', 'http']) {
+      for (const key of ['nats', 'http', 'echo']) {
         const rs = results[`${kind}/${key}`];
+        if (key === 'echo' && !rs) continue;
         if (!rs || !sql) {
           console.log(`  ${kind} ${key.toUpperCase()}: not available`);
           continue;
         }
         const ratios = rs.map((r, i) => r.rps / sql[i].rps);
         const m = median(ratios);
-        const goal = key === 'nats' ? `; goal ${GOAL_RATIO}x ${m >= GOAL_RATIO ? 'met' : 'NOT met'}` : '';
+        const goal =
+          key === 'nats'
+            ? `; goal ${GOAL_RATIO}x ${m >= GOAL_RATIO ? 'met' : 'NOT met'}`
+            : key === 'echo'
+              ? ' (the floor of NATS request-reply here: no framework, no database)'
+              : '';
         // What the ratio would be if all four processes were CPU bound on a machine of their own.
         const total = (c: LoadResult['cpu']) => c.client + c.api + c.nats + c.pg;
         const cpuRatios = rs.map((r, i) => total(sql[i].cpu) / total(r.cpu));
