@@ -79,7 +79,10 @@ it('reports agreement, then a tampered counter, then repairs it from the ledger'
   });
   expect(await run([])).toMatchObject({
     code: 0,
-    out: [expect.stringContaining('counters match the ledger')],
+    out: [
+      expect.stringContaining('counters match the ledger'),
+      expect.stringContaining('effective budgets match the resolution'),
+    ],
   });
 
   await sqlRows(
@@ -99,6 +102,42 @@ it('reports agreement, then a tampered counter, then repairs it from the ledger'
   expect(
     await sqlRows(ds, 'SELECT spent_micros, held_micros FROM ai_spend_counters WHERE user_id = $1', [u.id]),
   ).toEqual([{ spent_micros: '42', held_micros: '5' }]);
+});
+
+it('reports a materialized budget that differs from the resolution, or is missing, and repairs both', async () => {
+  const org = await insertOrganization(ds);
+  await sqlRows(ds, 'INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, 700)', [org.id]);
+  const changed = await insertUser(ds);
+  const missing = await insertUser(ds);
+  for (const u of [changed, missing]) await addOrganizationMember(ds, org.id, u.id);
+  expect((await run([])).code).toBe(0);
+
+  // Behind the triggers' back, as a hand edit or a bug would.
+  await sqlRows(ds, 'UPDATE ai_effective_budgets SET spend_limit_micros = 5 WHERE user_id = $1', [
+    changed.id,
+  ]);
+  await sqlRows(ds, 'DELETE FROM ai_effective_budgets WHERE user_id = $1', [missing.id]);
+  const found = await run([]);
+  expect(found.code).toBe(1);
+  expect(found.out).toEqual(
+    expect.arrayContaining([
+      `user ${changed.id}: effective budget stored group 5 group ${org.id}; resolved group 700 group ${org.id}`,
+      `user ${missing.id}: effective budget stored no row; resolved group 700 group ${org.id}`,
+      'spend:reconcile: 2 effective budget difference(s)',
+    ]),
+  );
+
+  const repaired = await run(['--repair']);
+  expect(repaired.code).toBe(0);
+  expect(repaired.out).toContain('spend:reconcile: effective budgets recomputed (2 users)');
+  expect(await run([])).toMatchObject({ code: 0 });
+  expect(
+    await sqlRows(
+      ds,
+      'SELECT spend_limit_micros FROM ai_effective_budgets WHERE user_id = ANY($1::uuid[]) ORDER BY user_id',
+      [[changed.id, missing.id]],
+    ),
+  ).toEqual([{ spend_limit_micros: '700' }, { spend_limit_micros: '700' }]);
 });
 
 it('refuses unknown arguments', async () => {

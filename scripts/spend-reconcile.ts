@@ -4,8 +4,11 @@ import { BUDGET_API_ACTOR, formatUsd } from '@aigov/contracts';
 import {
   createDataSource,
   initializeDataSource,
+  SpendRepository,
   startEmbeddedCluster,
   type CounterDifference,
+  type EffectiveBudget,
+  type EffectiveBudgetDifference,
   type EmbeddedCluster,
 } from '@aigov/db';
 import { stdio, type Io } from './script-nats';
@@ -18,6 +21,8 @@ import { stdio, type Io } from './script-nats';
  * BUDGET_PERIOD), held = the sum of the reservations still held. Prints each difference and exits
  * 1 when there is one, 0 when there is none. `--repair` rewrites the counters from the ledger in
  * one transaction (after a difference was found, or after BUDGET_PERIOD changed).
+ * It also checks that every user's materialized budget (ai_effective_budgets) equals the
+ * resolution (`ai_effective_budget()`); `--repair` recomputes the rows that differ.
  * Works on DATABASE_URL, or on the embedded PostgreSQL of DATA_DIR when it is unset.
  */
 const USAGE = 'usage: spend-reconcile.js [--repair]';
@@ -53,19 +58,34 @@ export async function reconcile(
     await initializeDataSource(ds, embedded ? 'the embedded database' : 'DATABASE_URL');
     const stores = new Stores(ds);
     const kind = config.budgetPeriod;
-    // One consistent picture of counters, ledger and holds, also while the service runs.
-    const differences = await ds.transaction('REPEATABLE READ', (em) =>
-      new Stores(em).spend.listCounterDifferences(BUDGET_API_ACTOR, kind),
-    );
+    // One consistent picture of counters, ledger, holds and budgets, also while the service runs.
+    const [differences, budgets] = await ds.transaction('REPEATABLE READ', async (em) => [
+      await new Stores(em).spend.listCounterDifferences(BUDGET_API_ACTOR, kind),
+      // Read through the repository: no store method yet (libs/authz is not this change's).
+      await new SpendRepository(em).listEffectiveBudgetDifferences(),
+    ]);
     if (differences.length === 0) {
       io.out(`spend:reconcile: counters match the ledger (periods by ${kind})`);
-      return 0;
+    } else {
+      for (const d of differences) io.out(describe(d));
+      io.out(`spend:reconcile: ${differences.length} difference(s) (periods by ${kind})`);
     }
-    for (const d of differences) io.out(describe(d));
-    io.out(`spend:reconcile: ${differences.length} difference(s) (periods by ${kind})`);
+    if (budgets.length === 0) {
+      io.out('spend:reconcile: effective budgets match the resolution');
+    } else {
+      for (const d of budgets) io.out(describeBudget(d));
+      io.out(`spend:reconcile: ${budgets.length} effective budget difference(s)`);
+    }
+    if (differences.length === 0 && budgets.length === 0) return 0;
     if (!repair) return 1;
-    const rows = await stores.transaction(null, (tx) => tx.spend.rebuildCounters(BUDGET_API_ACTOR, kind));
-    io.out(`spend:reconcile: counters rebuilt from the ledger (${rows} rows)`);
+    if (differences.length > 0) {
+      const rows = await stores.transaction(null, (tx) => tx.spend.rebuildCounters(BUDGET_API_ACTOR, kind));
+      io.out(`spend:reconcile: counters rebuilt from the ledger (${rows} rows)`);
+    }
+    if (budgets.length > 0) {
+      const users = await new SpendRepository(ds).repairEffectiveBudgets();
+      io.out(`spend:reconcile: effective budgets recomputed (${users} users)`);
+    }
     return 0;
   } finally {
     if (ds.isInitialized) await ds.destroy();
@@ -80,6 +100,14 @@ function describe(d: CounterDifference): string {
     ` ledger ${money(d.ledgerSpentMicros)}; held counter ${money(d.counterHeldMicros)}` +
     ` reservations ${money(d.ledgerHeldMicros)}`
   );
+}
+
+function describeBudget(d: EffectiveBudgetDifference): string {
+  const budget = (b: EffectiveBudget | null) =>
+    b === null
+      ? 'no row'
+      : `${b.limitSource ?? 'no limit'} ${b.spendLimitMicros === null ? '' : `${b.spendLimitMicros} `}group ${b.effectiveGroupId ?? 'none'}`;
+  return `user ${d.userId}: effective budget stored ${budget(d.stored)}; resolved ${budget(d.resolved)}`;
 }
 
 if (require.main === module) {

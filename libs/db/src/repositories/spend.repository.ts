@@ -9,7 +9,8 @@ import { q, type Db } from './types';
  * Every statement that moves money is ONE statement: the ledger row, the reservation and the
  * counter change commit together or not at all, and the conditions that enforce a limit are
  * evaluated on the counter row as locked, so concurrent requests cannot overshoot it.
- * Budget resolution is the database's `ai_effective_budget` / `ai_budget_candidates`.
+ * Budget resolution is the database's `ai_effective_budget` / `ai_budget_candidates`; the statements
+ * that enforce or attribute read its materialization, `ai_effective_budgets`, by primary key.
  * Period starts are `YYYY-MM-DD` (UTC) strings; money is bigint micros.
  */
 
@@ -144,6 +145,15 @@ export interface CounterDifference {
   ledgerHeldMicros: bigint;
 }
 
+/** A user whose row of ai_effective_budgets differs from `ai_effective_budget()`. */
+export interface EffectiveBudgetDifference {
+  userId: string;
+  /** The row as stored; null: the user has no row. */
+  stored: EffectiveBudget | null;
+  /** What the resolution says now. */
+  resolved: EffectiveBudget;
+}
+
 const big = (v: string | number | null): bigint | null => (v === null ? null : BigInt(v));
 const bigOr0 = (v: string | number | null): bigint => (v === null ? 0n : BigInt(v));
 const str = (v: bigint | null): string | null => (v === null ? null : v.toString());
@@ -200,12 +210,17 @@ const toReservation = (r: ReservationRow): Reservation => ({
   createdAt: new Date(r.created_at),
 });
 
-/** The user, its effective budget and its counters in the period, from the parameters named. */
+/**
+ * The user, its effective budget and its counters in the period, from the parameters named. The
+ * budget is the user's row of ai_effective_budgets, read by primary key: `ai_effective_budget()`
+ * kept current by the triggers of migrations/1765200000000-effective-budgets.ts, which give every
+ * user a row in the transaction that creates it. An unknown user has no users row: status null.
+ */
 const stateSql = (user: string, period: string) => `
   SELECT u.status, e.limit_source, e.spend_limit_micros, e.effective_group_id,
          c.spent_micros, c.held_micros
     FROM users u
-   CROSS JOIN LATERAL ai_effective_budget(u.id) e
+    LEFT JOIN ai_effective_budgets e ON e.user_id = u.id
     LEFT JOIN ai_spend_counters c ON c.user_id = u.id AND c.period_start = ${period}::date
    WHERE u.id = ${user}::uuid`;
 const STATE_SQL = stateSql('$1', '$2');
@@ -360,7 +375,7 @@ WITH input AS (
 budget AS (
   SELECT u.user_id, e.spend_limit_micros, e.effective_group_id
     FROM (SELECT DISTINCT user_id FROM input) u
-   CROSS JOIN LATERAL ai_effective_budget(u.user_id) e
+    LEFT JOIN ai_effective_budgets e ON e.user_id = u.user_id
 ),
 inserted AS (
   INSERT INTO ai_usage (request_id, user_id, effective_group_id, provider, model,
@@ -417,6 +432,18 @@ SELECT i.request_id, i.user_id, i.cost_micros, i.price_source, i.effective_group
        (SELECT count(*) FROM thresholds)::int AS thresholds
   FROM inserted i
   LEFT JOIN settled s ON s.settled_by = i.request_id`;
+
+/** Users whose ai_effective_budgets row is missing or differs from `ai_effective_budget()`. */
+const EFFECTIVE_BUDGET_DIFFERENCES_SQL = `
+  SELECT u.id AS user_id, b.user_id IS NOT NULL AS stored,
+         b.limit_source AS stored_source, b.spend_limit_micros AS stored_limit, b.effective_group_id AS stored_group,
+         e.limit_source, e.spend_limit_micros, e.effective_group_id
+    FROM users u
+   CROSS JOIN LATERAL ai_effective_budget(u.id) e
+    LEFT JOIN ai_effective_budgets b ON b.user_id = u.id
+   WHERE b.user_id IS NULL
+      OR (b.limit_source, b.spend_limit_micros, b.effective_group_id)
+         IS DISTINCT FROM (e.limit_source, e.spend_limit_micros, e.effective_group_id)`;
 
 /** Ends holds that are still held ($1: ids, or null for all expired by $2; $3 new status). */
 const finishHolds = (selection: string) => `
@@ -843,6 +870,54 @@ export class SpendRepository {
       [kind],
     );
     return rows[0].n;
+  }
+
+  /**
+   * Every user whose materialized budget (ai_effective_budgets) differs from the resolution
+   * (`ai_effective_budget()`), or who has no row. The triggers keep them equal at every commit, so
+   * any snapshot should find none; run it in a REPEATABLE READ transaction with the other checks.
+   */
+  async listEffectiveBudgetDifferences(): Promise<EffectiveBudgetDifference[]> {
+    const rows = await q<
+      {
+        user_id: string;
+        stored: boolean;
+        stored_source: LimitSource | null;
+        stored_limit: string | null;
+        stored_group: string | null;
+        limit_source: LimitSource | null;
+        spend_limit_micros: string | null;
+        effective_group_id: string | null;
+      }[]
+    >(this.db, `${EFFECTIVE_BUDGET_DIFFERENCES_SQL} ORDER BY u.id`);
+    return rows.map((r) => ({
+      userId: r.user_id,
+      stored: r.stored
+        ? {
+            limitSource: r.stored_source,
+            spendLimitMicros: big(r.stored_limit),
+            effectiveGroupId: r.stored_group,
+          }
+        : null,
+      resolved: {
+        limitSource: r.limit_source,
+        spendLimitMicros: big(r.spend_limit_micros),
+        effectiveGroupId: r.effective_group_id,
+      },
+    }));
+  }
+
+  /**
+   * Recomputes the rows of the users found different (the repair of `spend:reconcile`) through
+   * the triggers' own `ai_effective_budgets_refresh`, which locks before it computes, so it is
+   * safe beside concurrent writers. Returns how many users it found different.
+   */
+  async repairEffectiveBudgets(): Promise<number> {
+    const ids = (await q<{ user_id: string }[]>(this.db, EFFECTIVE_BUDGET_DIFFERENCES_SQL)).map(
+      (r) => r.user_id,
+    );
+    if (ids.length > 0) await q(this.db, 'SELECT ai_effective_budgets_refresh($1::uuid[])', [ids]);
+    return ids.length;
   }
 
   /** Runs a statement again when it lost a lock-order race or a same-request-id grant race. */
