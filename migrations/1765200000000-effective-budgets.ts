@@ -35,8 +35,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * KEY SHARE before it refreshes, the lock a membership insert's foreign-key check takes anyway.
  * The second to lock sees the first's commit, exactly as above.
  *
- * Writers other than READ COMMITTED (REPEATABLE READ, SERIALIZABLE) see no newer snapshot after
- * the lock; there the lock fails with a serialization error (40001, retried) when the row changed.
+ * Writers must run in READ COMMITTED (every aigov writer does): a REPEATABLE READ or SERIALIZABLE
+ * writer sees no newer snapshot after the lock and could store a stale value.
  * Only rows whose value changed are written (the row lock is taken either way).
  *
  * The triggers are created before the backfill: CREATE TRIGGER waits for the writers in flight on
