@@ -266,6 +266,7 @@ describe('pg_dump and restore into an empty database', () => {
   it('the source holds rows in every table, the cascade audit entry among them', async () => {
     expect(before.map((d) => d.table)).toEqual([
       'ai_budget_threshold_events',
+      'ai_effective_budgets',
       'ai_model_price_changes',
       'ai_model_prices',
       'ai_reservations',
