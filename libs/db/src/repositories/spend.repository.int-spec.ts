@@ -210,6 +210,41 @@ describe('budget resolution', () => {
     const u = await insertUser(ds, { status: 'suspended' });
     expect((await spend.getBudgetState(u.id, PERIOD)).userStatus).toBe('suspended');
   });
+
+  it('checks, reservations and usage read the materialized row; explain and reconcile the function', async () => {
+    const { userId, orgId } = await member(1_000);
+    // A stored value the resolution would not give (as only a hand edit could make it).
+    await sqlRows(ds, 'UPDATE ai_effective_budgets SET spend_limit_micros = 10 WHERE user_id = $1', [userId]);
+    expect((await spend.getBudgetState(userId, PERIOD)).spendLimitMicros).toBe(10n);
+    const denied = await spend.reserve({
+      requestId: randomUUID(),
+      userId,
+      periodStart: PERIOD,
+      amountMicros: 11n,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    expect(denied.kind).toBe('denied');
+    await spend.recordUsage([usage(userId, 10n)]);
+    expect(
+      await sqlRows(ds, 'SELECT spend_limit_micros FROM ai_budget_threshold_events WHERE user_id = $1', [
+        userId,
+      ]),
+    ).toEqual([{ spend_limit_micros: '10' }, { spend_limit_micros: '10' }]);
+    expect((await spend.listBudgetCandidates(userId))[0]).toMatchObject({
+      groupId: orgId,
+      spendLimitMicros: 1_000n,
+    });
+    expect(await spend.listEffectiveBudgetDifferences()).toEqual([
+      {
+        userId,
+        stored: { limitSource: 'group', spendLimitMicros: 10n, effectiveGroupId: orgId },
+        resolved: { limitSource: 'group', spendLimitMicros: 1_000n, effectiveGroupId: orgId },
+      },
+    ]);
+    expect(await spend.repairEffectiveBudgets()).toBe(1);
+    expect(await spend.listEffectiveBudgetDifferences()).toEqual([]);
+    expect((await spend.getBudgetState(userId, PERIOD)).spendLimitMicros).toBe(1_000n);
+  });
 });
 
 describe('reservations', () => {
