@@ -9,7 +9,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * Kept exact by statement-level AFTER triggers (transition tables: a membership statement of
  * thousands of rows refreshes its users in a few set-based statements) on every table the
  * resolution reads:
- * - user_ai_budget_overrides, group_members, organization_members: the users of the changed rows;
+ * - user_ai_budget_overrides, organization_members: the users of the changed rows; group_members:
+ *   those of the changed rows whose group has a budget (no other membership changes a budget);
  * - group_ai_budgets: the members of the changed groups (the Everyone group, id = organization id:
  *   the organization's members);
  * - users: an inserted user gets its row (deletion cascades through the foreign key).
@@ -47,21 +48,30 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 /** The affected users' rows: lock, then recompute (see the class comment for why in this order). */
 const REFRESH_FUNCTION = `
   CREATE FUNCTION ai_effective_budgets_refresh(p_users uuid[]) RETURNS void
-  LANGUAGE plpgsql VOLATILE AS $$
+  LANGUAGE plpgsql VOLATILE
+  -- A custom plan per call would plan the inlined resolution again every time (milliseconds,
+  -- more than running it); the generic plan is a loop over the users with index probes.
+  SET plan_cache_mode = force_generic_plan
+  AS $$
+  DECLARE
+    missing uuid[];
   BEGIN
     IF coalesce(cardinality(p_users), 0) = 0 THEN
       RETURN;
     END IF;
     -- Every user has a row (users trigger, backfill); this only restores one removed by hand, so
     -- that there is a row to lock.
-    INSERT INTO ai_effective_budgets (user_id, limit_source, spend_limit_micros, effective_group_id)
-    SELECT u.id, e.limit_source, e.spend_limit_micros, e.effective_group_id
-      FROM users u
-     CROSS JOIN LATERAL ai_effective_budget(u.id) e
-     WHERE u.id = ANY (p_users)
-       AND NOT EXISTS (SELECT 1 FROM ai_effective_budgets b WHERE b.user_id = u.id)
-     ORDER BY u.id
-    ON CONFLICT (user_id) DO NOTHING;
+    missing := ARRAY(SELECT x.id FROM unnest(p_users) AS x(id)
+                      WHERE NOT EXISTS (SELECT 1 FROM ai_effective_budgets b WHERE b.user_id = x.id));
+    IF cardinality(missing) > 0 THEN
+      INSERT INTO ai_effective_budgets (user_id, limit_source, spend_limit_micros, effective_group_id)
+      SELECT u.id, e.limit_source, e.spend_limit_micros, e.effective_group_id
+        FROM users u
+       CROSS JOIN LATERAL ai_effective_budget(u.id) e
+       WHERE u.id = ANY (missing)
+       ORDER BY u.id
+      ON CONFLICT (user_id) DO NOTHING;
+    END IF;
     -- The lock. It waits for any other transaction that changed (and so locked) one of these
     -- rows, until it commits or rolls back; always in user_id order.
     PERFORM 1 FROM ai_effective_budgets WHERE user_id = ANY (p_users) ORDER BY user_id FOR UPDATE;
@@ -71,7 +81,7 @@ const REFRESH_FUNCTION = `
            effective_group_id = e.effective_group_id, updated_at = now()
       FROM (SELECT DISTINCT id FROM unnest(p_users) AS x(id)) u
      CROSS JOIN LATERAL ai_effective_budget(u.id) e
-     WHERE b.user_id = u.id
+     WHERE b.user_id = u.id AND b.user_id = ANY (p_users)
        AND (b.limit_source, b.spend_limit_micros, b.effective_group_id)
            IS DISTINCT FROM (e.limit_source, e.spend_limit_micros, e.effective_group_id);
   END $$`;
@@ -114,6 +124,31 @@ const userRowsFunction = (name: string, columns: string, groupColumn: string | n
     -- Meets a concurrent budget change of the group on the group's row (class comment).
     PERFORM 1 FROM groups WHERE id = ANY (changed_groups) ORDER BY id FOR KEY SHARE;
     PERFORM ai_effective_budgets_refresh(changed_users);
+    RETURN NULL;
+  END $$`;
+
+/**
+ * group_members: only a membership of a budgeted group can change its user's budget (an override
+ * on the group goes with the membership, through its own trigger). Whether the group has a budget
+ * is read after the group's row is locked, in a new statement: a budget committed before the lock
+ * is seen, and one written after it waits for this transaction, then refreshes the group's
+ * members, this one included (class comment).
+ */
+const GROUP_MEMBERS_FUNCTION = `
+  CREATE FUNCTION ai_effective_budgets_group_members_changed() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE AS $$
+  DECLARE
+    pair_groups uuid[];
+    pair_users uuid[];
+  BEGIN
+    ${changedRows('group_id, user_id', 'array_agg(group_id), array_agg(user_id)', 'pair_groups, pair_users')};
+    IF pair_users IS NULL THEN
+      RETURN NULL;
+    END IF;
+    PERFORM 1 FROM groups WHERE id IN (SELECT unnest(pair_groups)) ORDER BY id FOR KEY SHARE;
+    PERFORM ai_effective_budgets_refresh(ARRAY(
+      SELECT DISTINCT p.user_id FROM unnest(pair_groups, pair_users) AS p(group_id, user_id)
+       WHERE EXISTS (SELECT 1 FROM group_ai_budgets b WHERE b.group_id = p.group_id)));
     RETURN NULL;
   END $$`;
 
@@ -194,9 +229,7 @@ export class EffectiveBudgets1765200000000 implements MigrationInterface {
         null,
       ),
     );
-    await q.query(
-      userRowsFunction('ai_effective_budgets_group_members_changed', 'group_id, user_id', 'group_id'),
-    );
+    await q.query(GROUP_MEMBERS_FUNCTION);
     await q.query(
       userRowsFunction(
         'ai_effective_budgets_organization_members_changed',
