@@ -245,7 +245,8 @@ async function makeWorld(): Promise<World> {
   const groups: string[] = [];
   for (let i = 0; i < GROUPS; i++) {
     const g = (await insertGroup(pool, org)).id;
-    await setBudget(g, 2_000 + i * 1_000);
+    // The last one starts without a budget: its memberships change nobody's until one is set.
+    if (i < GROUPS - 1) await setBudget(g, 2_000 + i * 1_000);
     groups.push(g);
   }
   const group2 = (await insertGroup(pool, org2)).id;
@@ -296,7 +297,8 @@ async function randomChange(
         ? ['DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [g, u]]
         : ['INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [g, u]];
     case 'budget':
-      // A group the user is in, mostly: its members are then affected.
+      if (Math.random() < 0.2) return ['DELETE FROM group_ai_budgets WHERE group_id = $1', [g]];
+      // A group the user is in, half the time: its members are then affected.
       return [
         `INSERT INTO group_ai_budgets (group_id, spend_limit_micros) VALUES ($1, $2)
          ON CONFLICT (group_id) DO UPDATE SET spend_limit_micros = EXCLUDED.spend_limit_micros`,
