@@ -4,7 +4,6 @@ import { BUDGET_API_ACTOR, formatUsd } from '@aigov/contracts';
 import {
   createDataSource,
   initializeDataSource,
-  SpendRepository,
   startEmbeddedCluster,
   type CounterDifference,
   type EffectiveBudget,
@@ -61,8 +60,7 @@ export async function reconcile(
     // One consistent picture of counters, ledger, holds and budgets, also while the service runs.
     const [differences, budgets] = await ds.transaction('REPEATABLE READ', async (em) => [
       await new Stores(em).spend.listCounterDifferences(BUDGET_API_ACTOR, kind),
-      // Read through the repository: no store method yet (libs/authz is not this change's).
-      await new SpendRepository(em).listEffectiveBudgetDifferences(),
+      await new Stores(em).spend.listEffectiveBudgetDifferences(BUDGET_API_ACTOR),
     ]);
     if (differences.length === 0) {
       io.out(`spend:reconcile: counters match the ledger (periods by ${kind})`);
@@ -83,7 +81,7 @@ export async function reconcile(
       io.out(`spend:reconcile: counters rebuilt from the ledger (${rows} rows)`);
     }
     if (budgets.length > 0) {
-      const users = await new SpendRepository(ds).repairEffectiveBudgets();
+      const users = await stores.spend.repairEffectiveBudgets(BUDGET_API_ACTOR);
       io.out(`spend:reconcile: effective budgets recomputed (${users} users)`);
     }
     return 0;

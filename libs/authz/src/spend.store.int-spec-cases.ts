@@ -261,4 +261,22 @@ export const SPEND_CASES: Record<string, AnyScenario[]> = {
       deny: NOT_MAINTAINERS,
     }),
   ],
+  'SpendStore.listEffectiveBudgetDifferences': [
+    scenario({
+      title: 'materialized effective budgets against the resolution',
+      act: (s, a) => s.spend.listEffectiveBudgetDifferences(a),
+      expect: (r) => assert.deepEqual(r, []),
+      allow: ['budgetApi'],
+      deny: NOT_MAINTAINERS,
+    }),
+  ],
+  'SpendStore.repairEffectiveBudgets': [
+    scenario({
+      title: 'effective budgets recomputed where they differ',
+      act: (s, a) => s.spend.repairEffectiveBudgets(a),
+      expect: (r) => assert.equal(r, 0),
+      allow: ['budgetApi'],
+      deny: NOT_MAINTAINERS,
+    }),
+  ],
 };

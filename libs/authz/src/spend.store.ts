@@ -2,6 +2,7 @@ import type {
   BudgetCandidate,
   BudgetState,
   CounterDifference,
+  EffectiveBudgetDifference,
   Group,
   PeriodKind,
   PriceForUsage,
@@ -147,6 +148,17 @@ export class SpendStore {
   async rebuildCounters(actor: Actor, kind: PeriodKind): Promise<number> {
     maintaining(actor);
     return this.spend.rebuildCounters(kind);
+  }
+
+  async listEffectiveBudgetDifferences(actor: Actor): Promise<EffectiveBudgetDifference[]> {
+    maintaining(actor);
+    return this.spend.listEffectiveBudgetDifferences();
+  }
+
+  /** Recomputes the users whose materialized effective budget differs; returns how many. */
+  async repairEffectiveBudgets(actor: Actor): Promise<number> {
+    maintaining(actor);
+    return this.spend.repairEffectiveBudgets();
   }
 }
 
