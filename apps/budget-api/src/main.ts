@@ -15,6 +15,7 @@ startApp({
   // No Nest microservice: the budget subjects are subscribed on the app's own NATS connection
   // (EnforcementHandlers; docs/decisions/nats-hot-path.md).
   nats: null,
+  ownNats: config.natsEnabled ? config.nats : null,
   readiness,
   configure: configureHttp,
 }).catch(exitOnStartupFailure(logger, NAME));

@@ -23,6 +23,8 @@ export interface StartAppOptions {
   metrics: Metrics;
   /** Core-NATS request handlers (Nest microservice) with this queue group; null: none. */
   nats: { connection: NatsSettings; queue: string } | null;
+  /** NATS the app serves requests on with a connection of its own (named in the ready line). */
+  ownNats?: NatsSettings | null;
   /** The app's readiness: "<app> ready" is logged once it reports ready (when given). */
   readiness?: Readiness;
   /** Lets an app add routes' global pieces (filters, pipes) before listening. */
@@ -96,7 +98,8 @@ function announceReady(app: NestFastifyApplication, opts: StartAppOptions): void
   const server = app.getHttpServer();
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
-  const fields = { port, ...(opts.nats ? { nats: describeNatsSettings(opts.nats.connection) } : {}) };
+  const natsShown = opts.nats?.connection ?? opts.ownNats ?? null;
+  const fields = { port, ...(natsShown ? { nats: describeNatsSettings(natsShown) } : {}) };
   // Ready means what /readyz says (the API also waits for the price book the worker seeds): if
   // it is not yet, say what it waits for, then log "ready" once, when it is.
   let waiting: NodeJS.Timeout | null = null;
