@@ -807,6 +807,12 @@ async function main(): Promise<void> {
         `${fmt(r.errors)} errors; CPU µs/request client ${r.cpu.client.toFixed(0)}, api ${r.cpu.api.toFixed(0)}, ` +
         `nats ${r.cpu.nats.toFixed(0)}, pg ${r.cpu.pg.toFixed(0)}; ${service}`;
       if (r.firstError) openLine += ` (first error: ${r.firstError})`;
+      // The same rate of the baseline's one SELECT: the tail of a bare database round trip on
+      // this machine, which bounds any service that makes one.
+      const b = await openLoop(baselineCheck, RATE, RATE_SECONDS, procs);
+      openLine +=
+        `\n  baseline (one SELECT on the pg Pool) at the same rate: from the send p50 ${p(b.fromSend, 50)} ms, ` +
+        `p99 ${p(b.fromSend, 99)} ms, max ${p(b.fromSend, 100)} ms; ${fmt(b.errors)} errors`;
     } else {
       openLine = `not available: ${natsCheck.missing}`;
     }
