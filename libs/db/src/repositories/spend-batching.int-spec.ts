@@ -196,3 +196,70 @@ describe('batched budget state reads (real PostgreSQL)', () => {
     }
   });
 });
+
+describe('the statement pool plans its named statements generically (real PostgreSQL)', () => {
+  it('never makes a custom plan for checks and reservations, alone or batched', async () => {
+    // One connection, so that pg_prepared_statements (per session) shows every execution.
+    const own = createDataSource({ url: db.url, poolSize: 2, applicationName: 'aigov-generic-plans-test' });
+    await own.initialize();
+    const single = createStatementPool({ url: db.url, max: 1, applicationName: 'aigov-generic-plans-test' });
+    useStatementPool(own, single);
+    try {
+      const repo = new SpendRepository(own);
+      const expiresAt = new Date(Date.now() + 60_000);
+      for (let i = 0; i < 8; i++) {
+        await repo.getBudgetState(users[i], PERIODS[1]);
+        await repo.reserve({
+          requestId: `plan-${i}`,
+          userId: users[i],
+          periodStart: PERIODS[1],
+          amountMicros: 1n,
+          expiresAt,
+        });
+      }
+      // A burst: the batchers send the queued ones together (spend_states, and spend_reserve with
+      // several rows).
+      await Promise.all(users.slice(0, 30).map((u) => repo.getBudgetState(u, PERIODS[0])));
+      await Promise.all(
+        users.slice(10, 30).map((u, i) =>
+          repo.reserve({
+            requestId: `plan-burst-${i}`,
+            userId: u,
+            periodStart: PERIODS[0],
+            amountMicros: 1n,
+            expiresAt,
+          }),
+        ),
+      );
+      const { rows } = await single.query<{ name: string; generic: string; custom: string }>(
+        `SELECT name, generic_plans::text AS generic, custom_plans::text AS custom
+           FROM pg_prepared_statements WHERE name IN ('spend_state', 'spend_states', 'spend_reserve') ORDER BY name`,
+      );
+      expect(rows.map((r) => r.name)).toEqual(['spend_reserve', 'spend_state', 'spend_states']);
+      for (const r of rows) {
+        expect({ name: r.name, custom: r.custom }).toEqual({ name: r.name, custom: '0' });
+        expect(Number(r.generic)).toBeGreaterThan(0);
+      }
+      expect(Number(rows.find((r) => r.name === 'spend_reserve')!.generic)).toBeGreaterThanOrEqual(9);
+    } finally {
+      await closeStatementPool(single);
+      await own.destroy();
+    }
+  });
+});
+
+describe('the statement pool start-up options (real PostgreSQL)', () => {
+  it('keeps the options a database URL carries and adds generic plans to them', async () => {
+    const url = new URL(db.url);
+    url.searchParams.set('options', '-c work_mem=5MB');
+    const p = createStatementPool({ url: url.toString(), max: 1 });
+    try {
+      const { rows } = await p.query<{ plans: string; mem: string }>(
+        "SELECT current_setting('plan_cache_mode') AS plans, current_setting('work_mem') AS mem",
+      );
+      expect(rows[0]).toEqual({ plans: 'force_generic_plan', mem: '5MB' });
+    } finally {
+      await closeStatementPool(p);
+    }
+  });
+});
