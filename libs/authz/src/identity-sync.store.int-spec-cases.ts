@@ -414,6 +414,51 @@ export const IDENTITY_SYNC_CASES: Record<string, AnyScenario[]> = {
     }),
   ],
 
+  'IdentitySyncStore.lockOrganizationMembers': [
+    scenario({
+      title:
+        'FOR UPDATE keeps group membership adds (FOR KEY SHARE) out until the end; FOR KEY SHARE keeps removals out',
+      arrange: async (w: World) => {
+        const org = await newOrganization(w);
+        const [u1, u2] = [await newUser(w), await newUser(w)];
+        await joinOrganization(w, org.id, u1.id);
+        await joinOrganization(w, org.id, u2.id);
+        return { org, users: [u1.id, u2.id] };
+      },
+      act: async (_s, a, f, w) => {
+        // What another connection can take on each row, NOWAIT, while the transaction holds it.
+        const probe = async (mode: 'FOR KEY SHARE' | 'FOR UPDATE', user: string) =>
+          w.ds
+            .query(
+              `SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 ${mode} NOWAIT`,
+              [f.org.id, user],
+            )
+            .then(
+              () => 'free',
+              (err: { code?: string }) => (err.code === '55P03' ? 'held' : `error ${err.code}`),
+            );
+        const held = async (exclusive: boolean) =>
+          w.ds.transaction(async (em) => {
+            await new StoresOn(em).identity.lockOrganizationMembers(a, f.org.id, f.users, exclusive);
+            return Promise.all(f.users.flatMap((u) => [probe('FOR KEY SHARE', u), probe('FOR UPDATE', u)]));
+          });
+        return {
+          exclusive: await held(true),
+          shared: await held(false),
+          after: await probe('FOR UPDATE', f.users[0]),
+        };
+      },
+      expect: (r) =>
+        assert.deepEqual(r, {
+          exclusive: ['held', 'held', 'held', 'held'],
+          shared: ['free', 'held', 'free', 'held'],
+          after: 'free',
+        }),
+      allow: ALLOW,
+      deny: DENY,
+    }),
+  ],
+
   'IdentitySyncStore.beginEvent': [
     scenario({
       title:

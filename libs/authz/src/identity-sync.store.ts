@@ -294,6 +294,22 @@ export class IdentitySyncStore {
     return before ? 'changed' : 'created';
   }
 
+  /**
+   * Locks the users' memberships of the organization until the transaction ends: FOR UPDATE
+   * (`exclusive`, a removal: it waits for every group membership being added in the
+   * organization for one of them and keeps new ones out until it commits) or FOR KEY SHARE (an
+   * add of group memberships, which then reads the removals after any it waited for).
+   */
+  async lockOrganizationMembers(
+    actor: Actor,
+    organizationId: string,
+    userIds: readonly string[],
+    exclusive: boolean,
+  ): Promise<void> {
+    this.check(actor);
+    await this.sync.lockOrganizationMembers(organizationId, userIds, exclusive);
+  }
+
   /** Removes the membership if it exists; the database ends the group memberships and overrides it carried. */
   async removeOrganizationMember(actor: Actor, organizationId: string, userId: string): Promise<boolean> {
     this.check(actor);

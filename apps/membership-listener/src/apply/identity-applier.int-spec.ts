@@ -69,6 +69,17 @@ async function world(prefix: string) {
   expect(out).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
   return { user, org, group };
 }
+/** Whether a connection of the test database waits for a lock (polled for up to 10 s first). */
+async function someoneWaits(): Promise<boolean> {
+  const waiting = async () =>
+    (
+      await rows(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      )
+    ).length > 0;
+  for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+  return waiting();
+}
 const isOrgMember = async (org: string, user: string) =>
   (await rows('SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2', [org, user]))
     .length > 0;
@@ -336,14 +347,7 @@ describe('group membership events racing another transaction', () => {
       // The removal at t3 waits for that claim...
       const remove = ev('identity.group.member.removed', { group_id: group, user_id: user });
       const removing = applier.applyBatch([remove]);
-      const waiting = async () =>
-        (
-          await rows(
-            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).length > 0;
-      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(await waiting()).toBe(true);
+      expect(await someoneWaits()).toBe(true);
       await other.commitTransaction();
       // ...and then removes the membership the add committed meanwhile.
       expect(kinds(await removing)).toEqual(['applied']);
@@ -356,8 +360,8 @@ describe('group membership events racing another transaction', () => {
   });
 });
 
-describe('group membership events racing another transaction, when the run fails', () => {
-  it('an add whose organization membership goes while the run writes: the batch again, one by one; the add retried', async () => {
+describe('group membership events racing another transaction, when the membership goes', () => {
+  it('an add whose organization membership is being removed waits for the removal, then is retried', async () => {
     const { user, org } = await world('race2');
     const g = randomUUID();
     expect(
@@ -374,14 +378,7 @@ describe('group membership events racing another transaction, when the run fails
       ]);
       const add = ev('identity.group.member.added', { group_id: g, user_id: user });
       const applying = applier.applyBatch([add]);
-      const waiting = async () =>
-        (
-          await rows(
-            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).length > 0;
-      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(await waiting()).toBe(true); // the insert's check of the organization membership waits
+      expect(await someoneWaits()).toBe(true); // the add holds the organization membership first: it waits
       await other.commitTransaction();
       expect(kinds(await applying)).toEqual(['retry']);
       expect(await isGroupMember(g, user)).toBe(false);
@@ -410,18 +407,103 @@ describe('organization removal racing a later group removal', () => {
       await other.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [group, user]);
       // The organization removal at t1 < t2 still sees the membership and waits for its key.
       const removing = applier.applyBatch([removeOrg]);
-      const waiting = async () =>
-        (
-          await rows(
-            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).length > 0;
-      for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(await waiting()).toBe(true);
+      expect(await someoneWaits()).toBe(true);
       await other.commitTransaction();
       expect(kinds(await removing)).toEqual(['applied']);
       expect(await isGroupMember(group, user)).toBe(false);
       expect(await isOrgMember(org, user)).toBe(false);
+    } finally {
+      await other.release();
+    }
+  });
+});
+
+describe('organization removal racing a group membership add (a rejoin after both already applied)', () => {
+  // The history: the user joins group G at t1, leaves the organization at t2 (which ends G's
+  // membership), rejoins the organization at t3. The rejoin is applied first, so the removal
+  // keeps the organization membership and only ends group memberships. Applied one after the
+  // other, in either order, G's membership ends up absent; these are the two interleavings of
+  // two instances that must end the same way.
+  async function setting(prefix: string) {
+    const user = randomUUID();
+    const org = randomUUID();
+    const group = randomUUID();
+    expect(
+      await apply(
+        ev('identity.user.upserted', {
+          user_id: user,
+          username: `${prefix}-u`,
+          email: `${prefix}@example.com`,
+        }),
+        ev('identity.organization.upserted', { organization_id: org, name: `${prefix}-org` }),
+        ev('identity.organization.member.added', { organization_id: org, user_id: user, roles: [] }),
+        ev('identity.group.upserted', { group_id: group, organization_id: org, name: `${prefix} group` }),
+      ),
+    ).toEqual(['applied', 'applied', 'applied', 'applied']);
+    const [t1, t2, t3] = [at(), at(), at()];
+    const rejoin = ev(
+      'identity.organization.member.added',
+      { organization_id: org, user_id: user, roles: [] },
+      t3,
+    );
+    expect(await apply(rejoin)).toEqual(['applied']);
+    const add = ev('identity.group.member.added', { group_id: group, user_id: user }, t1);
+    const leave = ev('identity.organization.member.removed', { organization_id: org, user_id: user }, t2);
+    return { user, org, group, add, leave, t1, t2 };
+  }
+
+  it('the removal waits for an add in flight and then ends the membership it inserted', async () => {
+    const { user, org, group, leave, t1 } = await setting('race4');
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another instance applying the add at t1: its first statement (which holds the
+      // organization membership) and its insert done, not committed.
+      await other.startTransaction();
+      await other.query(
+        'SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR KEY SHARE',
+        [org, user],
+      );
+      await other.query(
+        `INSERT INTO identity_versions (entity, key, time, event_id) VALUES ('group_member', $1 || '/' || $2, $3, 'other')`,
+        [group, user, t1],
+      );
+      await other.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)', [group, user]);
+      const leaving = applier.applyBatch([leave]);
+      expect(await someoneWaits()).toBe(true);
+      await other.commitTransaction();
+      expect(kinds(await leaving)).toEqual(['applied']);
+      expect(await isGroupMember(group, user)).toBe(false);
+      expect(await isOrgMember(org, user)).toBe(true);
+    } finally {
+      await other.release();
+    }
+  });
+
+  it('an add that waited for the removal writes nothing: stale', async () => {
+    const { user, org, group, add, t2 } = await setting('race5');
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another instance applying the removal at t2: the membership locked and the end of group
+      // memberships recorded, not committed (the rejoin keeps the membership itself).
+      await other.startTransaction();
+      await other.query(
+        'SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
+        [org, user],
+      );
+      await other.query(
+        `INSERT INTO identity_versions (entity, key, time, event_id) VALUES ('organization_member', $1 || '/' || $2 || '/ended', $3, 'other')`,
+        [org, user, t2],
+      );
+      const adding = applier.applyBatch([add]);
+      expect(await someoneWaits()).toBe(true);
+      await other.commitTransaction();
+      expect(kinds(await adding)).toEqual(['stale']);
+      expect(await isGroupMember(group, user)).toBe(false);
+      expect(await auditOf(add.id)).toEqual([]);
+      // Recorded: a redelivery is a duplicate.
+      expect(await apply(add)).toEqual(['duplicate']);
     } finally {
       await other.release();
     }

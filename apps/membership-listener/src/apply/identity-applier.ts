@@ -166,6 +166,11 @@ const HANDLERS: { [S in keyof IdentityDataBySubject]: Handler<S> } = {
   'identity.organization.member.removed': async (c, d) => {
     const [o, u] = [d.organization_id, d.user_id];
     if (!(await c.store.markEventApplied(A, c.id, c.type, c.time))) return DUPLICATE;
+    // First the membership row, FOR UPDATE: a group membership being added in another
+    // transaction holds it FOR KEY SHARE from its first statement, so this waits for that add
+    // and its row is found below; an add that comes after waits for this one and then finds the
+    // ended key set below (IdentitySyncRepository.applyGroupMemberEvents).
+    await c.store.lockOrganizationMembers(A, o, [u], true);
     // The removal ends the user's group memberships of the organization as of its time: those
     // applied already (their keys take its time), and those whose `added` is still to come (they
     // find its time under the ended key), even when a rejoin after it was applied first.

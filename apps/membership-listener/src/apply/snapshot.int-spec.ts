@@ -198,3 +198,71 @@ describe('organization snapshots', () => {
     );
   });
 });
+
+describe('a snapshot racing a removal from the organization (a rejoin after both already applied)', () => {
+  it('adds no group membership that a newer removal, committed while the snapshot waited, ended', async () => {
+    // The history: a snapshot at t1 lists u in group G; u leaves the organization at t2 (which
+    // ends G's membership) and rejoins at t3, applied first. Another instance applies the removal:
+    // the membership locked and the end recorded, not committed, when the snapshot comes.
+    const org = randomUUID();
+    const group = randomUUID();
+    const u = user('race-snap');
+    expect(
+      await apply(
+        ev('identity.user.upserted', u, at(1)),
+        ev('identity.organization.upserted', { organization_id: org, name: 'race-snap-org' }, at(1)),
+        ev(
+          'identity.organization.member.added',
+          { organization_id: org, user_id: u.user_id, roles: [] },
+          at(1),
+        ),
+        ev('identity.group.upserted', { group_id: group, organization_id: org, name: 'Race' }, at(1)),
+        ev(
+          'identity.organization.member.added',
+          { organization_id: org, user_id: u.user_id, roles: [] },
+          at(30),
+        ),
+      ),
+    ).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      await other.startTransaction();
+      await other.query(
+        'SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
+        [org, u.user_id],
+      );
+      await other.query(
+        `INSERT INTO identity_versions (entity, key, time, event_id) VALUES ('organization_member', $1 || '/' || $2 || '/ended', $3, 'other')`,
+        [org, u.user_id, at(20)],
+      );
+      const applying = apply(
+        ev(
+          'identity.organization.snapshot',
+          {
+            organization_id: org,
+            name: 'race-snap-org',
+            users: [u],
+            members: [{ user_id: u.user_id, roles: [] }],
+            groups: [{ group_id: group, name: 'Race', members: [u.user_id] }],
+          },
+          at(10),
+        ),
+      );
+      const waiting = async () =>
+        (
+          await ds.query<unknown[]>(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await other.commitTransaction();
+      expect(await applying).toEqual(['applied']);
+      const members = await ds.query<unknown[]>('SELECT 1 FROM group_members WHERE group_id = $1', [group]);
+      expect(members).toEqual([]);
+    } finally {
+      await other.release();
+    }
+  });
+});

@@ -164,6 +164,16 @@ export async function applySnapshot(c: EventContext, d: OrganizationSnapshotData
   const currentPairs = new Set(await s.groupMembershipsInOrganization(A, o));
   const listedPairs = d.groups.flatMap((g) => g.members.map((u) => `${g.group_id}/${u}`));
   const claimedPairs = await claimAll('group_member', listedPairs);
+  // The memberships of the users about to join groups, FOR KEY SHARE before endedSince reads the
+  // removals: a removal from the organization in another transaction then either waits for this
+  // one (and finds the group memberships it adds) or is read below (see the member.removed handler).
+  const joining = listedPairs.filter((k) => claimedPairs.has(k) && !currentPairs.has(k));
+  await s.lockOrganizationMembers(
+    A,
+    o,
+    joining.map((k) => k.split('/')[1]),
+    false,
+  );
   for (const key of listedPairs) {
     if (!claimedPairs.has(key) || currentPairs.has(key)) continue;
     const [groupId, userId] = key.split('/');

@@ -297,9 +297,19 @@ export class IdentitySyncRepository {
                 ${versionSql("'organization_member'", "g.organization_id::text || '/' || e.uid || '/ended'")}
                   AS "membershipEnded"
            FROM e LEFT JOIN groups g ON g.id = e.gid::uuid LEFT JOIN users u ON u.id = e.uid::uuid),
+       -- An add holds its organization membership (FOR KEY SHARE, as the insert's trigger will) from
+       -- here on: a removal from the organization takes that row FOR UPDATE before it looks for
+       -- the user's group memberships, so it waits for this transaction and then sees what it
+       -- inserted; or this waits for the removal, and the write statement then sees its time.
+       locked AS (
+         SELECT m.organization_id, m.user_id FROM organization_members m
+           JOIN c ON c.added AND m.organization_id = c."organizationId" AND m.user_id = c.uid::uuid
+          ORDER BY m.organization_id, m.user_id FOR KEY SHARE OF m),
        gate AS (
          SELECT c.*, NOT c.everyone AND (NOT c.added OR (c."organizationId" IS NOT NULL AND c.username IS NOT NULL
-                      AND c."organizationMember" AND NOT coalesce(c."membershipEnded" > c.time, false))) AS ok
+                      AND c."organizationMember" AND NOT coalesce(c."membershipEnded" > c.time, false)
+                      AND EXISTS (SELECT 1 FROM locked l
+                                   WHERE l.organization_id = c."organizationId" AND l.user_id = c.uid::uuid))) AS ok
            FROM c),
        ev AS (
          INSERT INTO identity_applied_events (event_id, type, event_time)
@@ -340,15 +350,22 @@ export class IdentitySyncRepository {
     if (go.length === 0) return results;
     // The writes in a statement of their own, as after a begin statement: one that waited for a
     // claim held by another transaction must see what that one wrote (a membership it inserted
-    // is to be deleted), and a statement sees the rows as they were when it began.
-    const written = await q<{ written: boolean }[]>(
+    // is to be deleted), and a statement sees the rows as they were when it began. For the same
+    // reason an add checks again here whether a removal from the organization newer than it has
+    // ended the membership: the first statement may have waited for that removal's lock (see
+    // `locked`), and then read the rows from before it. Such an add writes nothing: stale.
+    const written = await q<{ written: boolean; ended: boolean }[]>(
       this.db,
       `WITH w AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[])
-           WITH ORDINALITY AS w(event_id, gid, uid, added, i)),
+         SELECT w.*, w.added AND EXISTS (
+                  SELECT 1 FROM groups g JOIN identity_versions v ON v.entity = 'organization_member'
+                     AND v.key = g.organization_id::text || '/' || w.uid || '/ended'
+                   WHERE g.id = w.gid::uuid AND v.time > w.time) AS ended
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::timestamptz[])
+           WITH ORDINALITY AS w(event_id, gid, uid, added, time, i)),
        inserted AS (
          INSERT INTO group_members (group_id, user_id)
-         SELECT gid::uuid, uid::uuid FROM w WHERE added ORDER BY 1, 2
+         SELECT gid::uuid, uid::uuid FROM w WHERE added AND NOT ended ORDER BY 1, 2
          ON CONFLICT DO NOTHING RETURNING group_id, user_id),
        -- The override triggers of group_members record the request id of the removal that fired
        -- them, and the trigger of a row runs as that row leaves the join: the join condition sets
@@ -359,16 +376,27 @@ export class IdentitySyncRepository {
           WHERE NOT w.added AND gm.group_id = w.gid::uuid AND gm.user_id = w.uid::uuid
             AND set_config('aigov.request_id', w.event_id || left(gm.user_id::text, 0), true) IS NOT NULL
          RETURNING gm.group_id, gm.user_id)
-       SELECT (i.user_id IS NOT NULL OR d.user_id IS NOT NULL) AS written
+       SELECT (i.user_id IS NOT NULL OR d.user_id IS NOT NULL) AS written, w.ended
          FROM w
          LEFT JOIN inserted i ON w.added AND i.group_id = w.gid::uuid AND i.user_id = w.uid::uuid
          LEFT JOIN deleted d ON NOT w.added AND d.group_id = w.gid::uuid AND d.user_id = w.uid::uuid
         ORDER BY w.i`,
-      [go.map((e) => e.eventId), go.map((e) => e.groupId), go.map((e) => e.userId), go.map((e) => e.added)],
+      [
+        go.map((e) => e.eventId),
+        go.map((e) => e.groupId),
+        go.map((e) => e.userId),
+        go.map((e) => e.added),
+        go.map((e) => e.time),
+      ],
       'aigov_identity_group_member_writes',
     );
     let k = 0;
-    for (const r of results) if (r.state === 'fresh') r.written = written[k++].written;
+    for (const r of results) {
+      if (r.state !== 'fresh') continue;
+      const w = written[k++];
+      r.written = w.written;
+      if (w.ended) r.state = 'stale';
+    }
     return results;
   }
 
@@ -572,6 +600,22 @@ export class IdentitySyncRepository {
       'aigov_identity_lock_org_member',
     );
     return rows[0]?.roles ?? null;
+  }
+
+  /** Locks the users' memberships (those that exist), in key order: FOR UPDATE or FOR KEY SHARE. */
+  async lockOrganizationMembers(
+    organizationId: string,
+    userIds: readonly string[],
+    exclusive: boolean,
+  ): Promise<void> {
+    if (userIds.length === 0) return;
+    await q(
+      this.db,
+      `SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = ANY($2::uuid[])
+        ORDER BY user_id ${exclusive ? 'FOR UPDATE' : 'FOR KEY SHARE'}`,
+      [organizationId, [...new Set(userIds)]],
+      exclusive ? 'aigov_identity_lock_org_members' : 'aigov_identity_share_org_members',
+    );
   }
 
   async insertOrganizationMember(organizationId: string, userId: string, roles: OrgRole[]): Promise<void> {
