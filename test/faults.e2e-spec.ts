@@ -1,4 +1,3 @@
-import { Client } from 'pg';
 import {
   startNatsServer,
   startPrivatePostgres,
@@ -26,11 +25,8 @@ describe('dependencies stopped under the running budget-api', () => {
 
   beforeAll(async () => {
     pg = await startPrivatePostgres();
-    const admin = new Client({ connectionString: pg.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE aigov_fault');
-    await admin.end();
-    const url = pg.url.replace(/\/postgres$/, '/aigov_fault');
+    // Not migrated: the API migrates its database as it starts.
+    const url = await pg.createDatabase('aigov_fault', { migrated: false });
     nats = await startNatsServer();
     api = await ApiHarness.start(
       { NATS_ENABLED: 'true', NATS_URL: nats.url, PRICE_SYNC_TIMEOUT_MS: '1000' },

@@ -2,13 +2,12 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Client } from 'pg';
 import { DLQ_STREAM } from '@aigov/contracts';
-import { createDataSource, runMigrationsLocked } from '@aigov/db';
 import {
   createTestDatabase,
   startNatsServer,
-  startPrivatePostgres,
+  startPrivateServers,
   waitFor,
-  type PrivatePostgres,
+  type PrivateServers,
   type TestDatabase,
   type TestNatsServer,
 } from '@aigov/testing';
@@ -124,38 +123,20 @@ describe('membership-listener processes on a shared database', () => {
 });
 
 describe('membership-listener while its PostgreSQL stops and starts again', () => {
-  let pg: PrivatePostgres;
-  let nats: TestNatsServer;
-  let nc: NatsConnection;
+  let servers: PrivateServers;
   let listener: Listener | null = null;
-  let url: string;
 
   beforeAll(async () => {
-    pg = await startPrivatePostgres();
-    const admin = new Client({ connectionString: pg.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE aigov_listener_outage');
-    await admin.end();
-    url = pg.url.replace(/\/postgres$/, '/aigov_listener_outage');
-    const ds = createDataSource({ url, poolSize: 1 });
-    await ds.initialize();
-    try {
-      await runMigrationsLocked(ds);
-    } finally {
-      await ds.destroy();
-    }
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    servers = await startPrivateServers('aigov_listener_outage');
   });
 
   afterAll(async () => {
     if (listener) await killListener(listener);
-    await nc?.close();
-    pg?.destroy();
-    await nats?.stop();
+    await servers?.stop();
   });
 
   it('holds events while the database is down, reports not ready, then applies all of them', async () => {
+    const { pg, nats, nc, url } = servers;
     listener = await startListener('listener-outage', {
       DATABASE_URL: url,
       NATS_URL: nats.url,

@@ -3,24 +3,28 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Client } from 'pg';
 import { BUDGET_SUBJECTS, DLQ_STREAM, USAGE_CONSUMER, USAGE_STREAM } from '@aigov/contracts';
-import { SpendRepository, createDataSource, runMigrationsLocked } from '@aigov/db';
+import { SpendRepository, createDataSource } from '@aigov/db';
 import {
   addOrganizationMember,
   createTestDatabase,
-  freePort,
   insertOrganization,
   insertUser,
   startNatsServer,
-  startPrivatePostgres,
+  startPrivateServers,
   waitFor,
   waitForNoConnections,
-  type PrivatePostgres,
+  type PrivateServers,
   type TestDatabase,
   type TestNatsServer,
 } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
-import { counterTotal, readyStatus } from './helpers/listener';
-import { NodeProcess, appEnv, appMain } from './helpers/processes';
+import {
+  counterTotal,
+  killAppProcess,
+  readyStatus,
+  startAppProcess,
+  type AppProcess,
+} from './helpers/processes';
 
 // The compiled budget-api (npm run build) under the faults its spend upkeep is built for: killed
 // with SIGKILL while it ingests usage and while reservations are held, and its PostgreSQL stopped
@@ -33,38 +37,10 @@ jest.setTimeout(240_000);
 const PROVIDER = 'anthropic';
 const MODEL = 'claude-e2e-upkeep';
 
-interface Api {
-  proc: NodeProcess;
-  port: number;
-}
+type Api = AppProcess;
 
-async function startApi(label: string, env: Record<string, string>): Promise<Api> {
-  const port = await freePort();
-  const proc = new NodeProcess(
-    label,
-    appMain('budget-api'),
-    appEnv({ PORT: String(port), LOG_LEVEL: 'warn', ...env }),
-  );
-  try {
-    await proc.waitReady(port, 90_000);
-  } catch (err) {
-    await proc.kill();
-    throw err;
-  }
-  return { proc, port };
-}
-
-async function killApi(api: Api): Promise<void> {
-  if (api.proc.exited() === null) {
-    try {
-      process.kill(-api.proc.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    await api.proc.waitForExit(30_000);
-  }
-  await api.proc.kill();
-}
+const startApi = (label: string, env: Record<string, string>): Promise<Api> =>
+  startAppProcess('budget-api', label, env, 90_000);
 
 /** Seeds a price and `n` members of an organization with a large budget. */
 async function seed(db: Client, n: number): Promise<string[]> {
@@ -133,7 +109,7 @@ describe('budget-api killed with SIGKILL while ingesting usage and holding reser
   });
 
   afterAll(async () => {
-    for (const a of running.splice(0)) await killApi(a);
+    for (const a of running.splice(0)) await killAppProcess(a);
     await db?.end();
     if (ds?.isInitialized) await ds.destroy();
     await nc?.close();
@@ -187,7 +163,7 @@ describe('budget-api killed with SIGKILL while ingesting usage and holding reser
       SETTLE_MS,
       10,
     );
-    await killApi(first);
+    await killAppProcess(first);
     expect(first.proc.exited()?.signal).toBe('SIGKILL');
     const atKill = await count(db, 'SELECT count(*)::int AS n FROM ai_usage');
     expect(atKill).toBeLessThan(records.length);
@@ -235,38 +211,20 @@ describe('budget-api killed with SIGKILL while ingesting usage and holding reser
 });
 
 describe('budget-api while its PostgreSQL stops and starts again', () => {
-  let pg: PrivatePostgres;
-  let nats: TestNatsServer;
-  let nc: NatsConnection;
+  let servers: PrivateServers;
   let api: Api | null = null;
-  let url: string;
 
   beforeAll(async () => {
-    pg = await startPrivatePostgres();
-    const admin = new Client({ connectionString: pg.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE aigov_usage_outage');
-    await admin.end();
-    url = pg.url.replace(/\/postgres$/, '/aigov_usage_outage');
-    const ds = createDataSource({ url, poolSize: 1 });
-    await ds.initialize();
-    try {
-      await runMigrationsLocked(ds);
-    } finally {
-      await ds.destroy();
-    }
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    servers = await startPrivateServers('aigov_usage_outage');
   });
 
   afterAll(async () => {
-    if (api) await killApi(api);
-    await nc?.close();
-    pg?.destroy();
-    await nats?.stop();
+    if (api) await killAppProcess(api);
+    await servers?.stop();
   });
 
   it('holds usage while the database is down, reports not ready, then records all of it once', async () => {
+    const { pg, nats, nc, url } = servers;
     const seedDb = new Client({ connectionString: url });
     await seedDb.connect();
     const users = await seed(seedDb, 5);

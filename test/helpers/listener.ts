@@ -9,74 +9,27 @@ import {
   IDENTITY_STREAM_SUBJECTS,
   type DeadLetter,
 } from '@aigov/contracts';
-import { freePort } from '@aigov/testing';
-import { NodeProcess, appEnv, appMain, httpGet } from './processes';
+import { killAppProcess, startAppProcess, type AppProcess } from './processes';
 
 // The compiled membership-listener as a child process, identity event histories with the state
 // they must leave behind, and the checks that the database holds exactly that state.
 
 /** A running listener process and the port of its HTTP server (/readyz, /metrics). */
-export interface Listener {
-  proc: NodeProcess;
-  port: number;
-}
+export type Listener = AppProcess;
 
 /** Starts dist/apps/membership-listener (npm run build first) and waits until it is ready. */
-export async function startListener(
+export function startListener(
   label: string,
   env: Record<string, string>,
   readyTimeoutMs = 60_000,
 ): Promise<Listener> {
-  const port = await freePort();
-  const proc = new NodeProcess(
-    label,
-    appMain('membership-listener'),
-    appEnv({ MEMBERSHIP_LISTENER_PORT: String(port), LOG_LEVEL: 'warn', ...env }),
-  );
-  try {
-    await proc.waitReady(port, readyTimeoutMs);
-  } catch (err) {
-    await proc.kill();
-    throw err;
-  }
-  return { proc, port };
+  return startAppProcess('membership-listener', label, env, readyTimeoutMs);
 }
 
-/**
- * SIGKILL to the listener's process group, then its exit. NodeProcess.kill() alone would leave a
- * timer of its own behind when the exit is not seen at once (Jest then waits for it).
- */
-export async function killListener(l: Listener): Promise<void> {
-  if (l.proc.exited() === null) {
-    try {
-      process.kill(-l.proc.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    await l.proc.waitForExit(30_000);
-  }
-  await l.proc.kill();
-}
+/** SIGKILL to the listener's process group, then its exit (killAppProcess). */
+export const killListener = killAppProcess;
 
-/** GET /readyz's status, or 0 when the listener does not answer. */
-export async function readyStatus(port: number): Promise<number> {
-  try {
-    return (await httpGet(port, '/readyz', 5_000)).status;
-  } catch {
-    return 0;
-  }
-}
-
-/** The sum of one counter over its labels, read from the listener's /metrics. */
-export async function counterTotal(port: number, name: string): Promise<number> {
-  const text = (await httpGet(port, '/metrics')).body;
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`).exec(line);
-    if (m) total += Number(m[1]);
-  }
-  return total;
-}
+export { counterTotal, readyStatus } from './processes';
 
 /** One message to publish: an event (or anything else, for poison) on a subject. */
 export interface Published {

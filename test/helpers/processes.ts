@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { childEnvironment } from '@aigov/config';
+import { freePort } from '@aigov/testing';
 
 /** The repository root: compiled apps live in dist/ below it. */
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -234,6 +235,80 @@ export function appEnv(overrides: Record<string, string | undefined>): Record<st
     LOG_LEVEL: 'info',
     ...overrides,
   };
+}
+
+/** A compiled app running as a child process, and the port of its HTTP server (/readyz, /metrics). */
+export interface AppProcess {
+  proc: NodeProcess;
+  port: number;
+}
+
+/** The variable each app reads its HTTP port from. */
+const PORT_VARIABLE: Record<AppName, string> = {
+  'budget-api': 'PORT',
+  'pricing-worker': 'PRICING_WORKER_PORT',
+  'membership-listener': 'MEMBERSHIP_LISTENER_PORT',
+};
+
+/**
+ * Starts dist/apps/`app` (npm run build first) on a free port, logging warnings and worse, and
+ * waits until it is ready; one that is not ready within `readyTimeoutMs` is killed again.
+ */
+export async function startAppProcess(
+  app: AppName,
+  label: string,
+  env: Record<string, string>,
+  readyTimeoutMs: number,
+): Promise<AppProcess> {
+  const port = await freePort();
+  const proc = new NodeProcess(
+    label,
+    appMain(app),
+    appEnv({ [PORT_VARIABLE[app]]: String(port), LOG_LEVEL: 'warn', ...env }),
+  );
+  try {
+    await proc.waitReady(port, readyTimeoutMs);
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+  return { proc, port };
+}
+
+/**
+ * SIGKILL to the app's process group, then its exit. NodeProcess.kill() alone would leave a
+ * timer of its own behind when the exit is not seen at once (Jest then waits for it).
+ */
+export async function killAppProcess(app: AppProcess): Promise<void> {
+  if (app.proc.exited() === null) {
+    try {
+      process.kill(-app.proc.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await app.proc.waitForExit(30_000);
+  }
+  await app.proc.kill();
+}
+
+/** GET /readyz's status, or 0 when the app does not answer. */
+export async function readyStatus(port: number): Promise<number> {
+  try {
+    return (await httpGet(port, '/readyz', 5_000)).status;
+  } catch {
+    return 0;
+  }
+}
+
+/** The sum of one counter over its labels, read from the app's /metrics. */
+export async function counterTotal(port: number, name: string): Promise<number> {
+  const text = (await httpGet(port, '/metrics')).body;
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`).exec(line);
+    if (m) total += Number(m[1]);
+  }
+  return total;
 }
 
 /** True while `pid` runs; a zombie (exited, not yet reaped) counts as gone. */

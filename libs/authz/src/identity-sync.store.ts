@@ -1,7 +1,6 @@
 import type {
   BeginState,
   Group,
-  GroupMemberContext,
   GroupMemberEvent,
   GroupMemberEventResult,
   IdentityEntity,
@@ -113,15 +112,6 @@ export class IdentitySyncStore {
   ): Promise<{ state: BeginState; context: MemberContext }> {
     this.check(actor);
     return this.sync.beginOrganizationMemberAdded(e);
-  }
-
-  /** `beginEvent` gated on the group, the user and the user's organization membership. */
-  async beginGroupMemberAdded(
-    actor: Actor,
-    e: Parameters<IdentitySyncRepository['beginGroupMemberAdded']>[0],
-  ): Promise<{ state: BeginState; context: GroupMemberContext }> {
-    this.check(actor);
-    return this.sync.beginGroupMemberAdded(e);
   }
 
   /**

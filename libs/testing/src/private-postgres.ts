@@ -2,7 +2,14 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Client } from 'pg';
+import { createDataSource } from '../../db/src/data-source';
+import { runMigrationsLocked } from '../../db/src/migrate';
+import { startNatsServer, type TestNatsServer } from './nats-server';
 import { freePort } from './ports';
+
+// Relative imports on purpose, as in database.ts.
 
 /**
  * A PostgreSQL server of one test file's own, for fault tests that stop and restart the
@@ -16,6 +23,11 @@ export interface PrivatePostgres {
   start(): void;
   /** Stops the server and removes its directory. */
   destroy(): void;
+  /**
+   * Creates the database `name` on this server and returns its URL; migrated (as the apps
+   * migrate theirs) unless `migrated` is false.
+   */
+  createDatabase(name: string, opts?: { migrated?: boolean }): Promise<string>;
 }
 
 function binDir(): string {
@@ -57,11 +69,32 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     ]);
   const stop = () => void run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
   start();
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
     port,
     start,
     stop,
+    createDatabase: async (name, opts = {}) => {
+      const admin = new Client({ connectionString: url });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await admin.end();
+      }
+      const dbUrl = url.replace(/\/postgres$/, `/${name}`);
+      if (opts.migrated ?? true) {
+        const ds = createDataSource({ url: dbUrl, poolSize: 1 });
+        await ds.initialize();
+        try {
+          await runMigrationsLocked(ds);
+        } finally {
+          await ds.destroy();
+        }
+      }
+      return dbUrl;
+    },
     destroy: () => {
       try {
         stop();
@@ -71,4 +104,39 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * What the fault tests stop and start under running apps: a PostgreSQL server of the test file's
+ * own holding one migrated database, `url`, and a nats-server of its own with a connection to it.
+ */
+export interface PrivateServers {
+  pg: PrivatePostgres;
+  nats: TestNatsServer;
+  nc: NatsConnection;
+  /** The database's URL. */
+  url: string;
+  /** Closes the connection and stops both servers (their directories removed). */
+  stop(): Promise<void>;
+}
+
+export async function startPrivateServers(database: string): Promise<PrivateServers> {
+  const [pg, nats] = await Promise.allSettled([startPrivatePostgres(), startNatsServer()]);
+  let nc: NatsConnection | undefined;
+  const stop = async () => {
+    await nc?.close();
+    if (pg.status === 'fulfilled') pg.value.destroy();
+    if (nats.status === 'fulfilled') await nats.value.stop();
+  };
+  try {
+    if (pg.status === 'rejected') throw pg.reason as Error;
+    if (nats.status === 'rejected') throw nats.reason as Error;
+    const url = await pg.value.createDatabase(database);
+    nc = await connect({ servers: nats.value.url });
+    return { pg: pg.value, nats: nats.value, nc, url, stop };
+  } catch (err) {
+    // Neither server outlives a failed start (PostgreSQL would outlive the test process).
+    await stop();
+    throw err;
+  }
 }

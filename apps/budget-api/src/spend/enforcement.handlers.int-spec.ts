@@ -1,12 +1,10 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { Test, type TestingModule } from '@nestjs/testing';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { loadConfig } from '@aigov/config';
 import { BUDGET_SUBJECTS } from '@aigov/contracts';
-import { Metrics, Readiness, createLogger } from '@aigov/observability';
+import type { Metrics } from '@aigov/observability';
 import { createTestDatabase, startNatsServer, type TestDatabase, type TestNatsServer } from '@aigov/testing';
-import { BudgetApiModule } from '../budget-api.module';
+import { startBudgetApi, type BudgetApiInstance } from './testing-module';
 
 // The budget subjects on their direct queue subscription (EnforcementHandlers), in the whole app
 // module as `npm start` builds it, against a real nats-server and PostgreSQL: every request
@@ -28,15 +26,8 @@ afterAll(async () => {
   await Promise.all([nats?.stop(), db?.drop()]);
 });
 
-async function start(): Promise<{ module: TestingModule; metrics: Metrics }> {
-  const config = loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, DATABASE_POOL_SIZE: '4' });
-  const logger = createLogger('budget-api', 'silent');
-  const metrics = new Metrics('budget-api');
-  const module = await Test.createTestingModule({
-    imports: [BudgetApiModule.forRoot({ config, logger, metrics, readiness: new Readiness() })],
-  }).compile();
-  await module.init();
-  return { module, metrics };
+function start(): Promise<BudgetApiInstance> {
+  return startBudgetApi({ DATABASE_URL: db.url, NATS_URL: nats.url, DATABASE_POOL_SIZE: '4' });
 }
 
 async function request(subject: string, body: unknown): Promise<Record<string, unknown>> {

@@ -1,10 +1,8 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { loadConfig } from '@aigov/config';
 import { AI_GATEWAY_ACTOR } from '@aigov/contracts';
 import { SpendRepository, createDataSource } from '@aigov/db';
-import { Metrics, Readiness, createLogger } from '@aigov/observability';
+import type { Metrics } from '@aigov/observability';
 import {
   addOrganizationMember,
   createTestDatabase,
@@ -14,10 +12,10 @@ import {
   type TestDatabase,
 } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
-import { BudgetApiModule } from '../budget-api.module';
 import { EnforcementService } from './enforcement.service';
 import { periodOf } from './period';
 import { ReservationSweeperService, SWEEP_CHUNK } from './sweeper.service';
+import { metricTotal, startBudgetApi, type BudgetApiInstance } from './testing-module';
 
 // The reservation sweeper on real PostgreSQL, two app instances on one database: every expired
 // hold released exactly once, however the sweepers and settling usage race for it.
@@ -27,9 +25,7 @@ jest.setTimeout(120_000);
 const PROVIDER = 'anthropic';
 const MODEL = 'claude-sweep-test';
 
-interface Instance {
-  module: TestingModule;
-  metrics: Metrics;
+interface Instance extends BudgetApiInstance {
   sweeper: ReservationSweeperService;
   enforcement: EnforcementService;
 }
@@ -65,38 +61,22 @@ afterAll(async () => {
 
 /** An instance whose sweeper ticks only at start (the tests call sweep() themselves). */
 async function start(): Promise<Instance> {
-  const config = loadConfig({
+  const app = await startBudgetApi({
     DATABASE_URL: db.url,
     NATS_ENABLED: 'false',
     DATABASE_POOL_SIZE: '8',
     RESERVATION_SWEEP_INTERVAL_MS: '3600000',
   });
-  const metrics = new Metrics('budget-api');
-  const module = await Test.createTestingModule({
-    imports: [
-      BudgetApiModule.forRoot({
-        config,
-        logger: createLogger('budget-api', 'silent'),
-        metrics,
-        readiness: new Readiness(),
-      }),
-    ],
-  }).compile();
-  await module.init();
   const instance = {
-    module,
-    metrics,
-    sweeper: module.get(ReservationSweeperService),
-    enforcement: module.get(EnforcementService),
+    ...app,
+    sweeper: app.module.get(ReservationSweeperService),
+    enforcement: app.module.get(EnforcementService),
   };
   running.push(instance);
   return instance;
 }
 
-async function expiredTotal(m: Metrics): Promise<number> {
-  const metric = await m.registry.getSingleMetric('aigov_reservations_expired_total')?.get();
-  return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
-}
+const expiredTotal = (m: Metrics): Promise<number> => metricTotal(m, 'aigov_reservations_expired_total');
 
 async function members(n: number): Promise<string[]> {
   const org = await insertOrganization(ds);

@@ -1,9 +1,7 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { Test, type TestingModule } from '@nestjs/testing';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { loadConfig } from '@aigov/config';
 import {
   BUDGET_EVENTS_STREAM,
   BUDGET_SUBJECTS,
@@ -16,7 +14,7 @@ import {
 } from '@aigov/contracts';
 import { SpendRepository, createDataSource } from '@aigov/db';
 import type { DataSource } from 'typeorm';
-import { Metrics, Readiness, createLogger } from '@aigov/observability';
+import { createLogger } from '@aigov/observability';
 import {
   addOrganizationMember,
   createTestDatabase,
@@ -28,8 +26,8 @@ import {
   type TestNatsServer,
 } from '@aigov/testing';
 import { Pool } from 'pg';
-import { BudgetApiModule } from '../budget-api.module';
 import { periodOf } from './period';
+import { metricTotal as counter, startBudgetApi, type BudgetApiInstance } from './testing-module';
 import { ThresholdOutboxService, thresholdMsgId } from './threshold-outbox.service';
 import { ensureBudgetEventsStream } from './usage-consumer.jetstream';
 
@@ -44,13 +42,6 @@ const SETTLE_MS = 60_000;
 const PROVIDER = 'anthropic';
 const MODEL = 'claude-int-test';
 
-interface Instance {
-  module: TestingModule;
-  metrics: Metrics;
-  readiness: Readiness;
-  close(): Promise<void>;
-}
-
 let nats: TestNatsServer;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
@@ -58,7 +49,7 @@ let db: TestDatabase;
 let pg: Pool;
 let spend: SpendRepository;
 let ds: DataSource;
-const running: Instance[] = [];
+const running: BudgetApiInstance[] = [];
 
 beforeAll(async () => {
   [nats, db] = await Promise.all([startNatsServer(), createTestDatabase()]);
@@ -88,8 +79,8 @@ afterAll(async () => {
   await Promise.all([nats?.stop(), db?.drop()]);
 });
 
-async function start(env: Record<string, string> = {}): Promise<Instance> {
-  const config = loadConfig({
+async function start(env: Record<string, string> = {}): Promise<BudgetApiInstance> {
+  const instance = await startBudgetApi({
     DATABASE_URL: db.url,
     NATS_URL: nats.url,
     DATABASE_POOL_SIZE: '4',
@@ -98,33 +89,8 @@ async function start(env: Record<string, string> = {}): Promise<Instance> {
     THRESHOLD_POLL_MS: '200',
     ...env,
   });
-  const logger = createLogger('budget-api', 'silent');
-  const metrics = new Metrics('budget-api');
-  const readiness = new Readiness();
-  const module = await Test.createTestingModule({
-    imports: [BudgetApiModule.forRoot({ config, logger, metrics, readiness })],
-  }).compile();
-  let closed = false;
-  const instance: Instance = {
-    module,
-    metrics,
-    readiness,
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await module.close();
-    },
-  };
   running.push(instance);
-  await module.init();
   return instance;
-}
-
-async function counter(m: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = await m.registry.getSingleMetric(name)?.get();
-  return (metric?.values ?? [])
-    .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
-    .reduce((n, v) => n + v.value, 0);
 }
 
 /** A member of a fresh organization whose Everyone group has a limit of `limit` micros (or none). */

@@ -1,24 +1,18 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { Test } from '@nestjs/testing';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Pool } from 'pg';
-import { loadConfig } from '@aigov/config';
 import { BUDGET_SUBJECTS, DLQ_STREAM, USAGE_CONSUMER, USAGE_STREAM } from '@aigov/contracts';
-import { SpendRepository, createDataSource, runMigrationsLocked } from '@aigov/db';
-import { Metrics, Readiness, createLogger } from '@aigov/observability';
+import { SpendRepository, createDataSource } from '@aigov/db';
 import {
   addOrganizationMember,
   insertOrganization,
   insertUser,
-  startNatsServer,
-  startPrivatePostgres,
+  startPrivateServers,
   waitFor,
-  type PrivatePostgres,
-  type TestNatsServer,
+  type PrivateServers,
 } from '@aigov/testing';
-import { BudgetApiModule } from '../budget-api.module';
+import { metricTotal, startBudgetApi } from './testing-module';
 
 // Stopping budget-api while its database is away, with a batch held in the database stage and the
 // next one prepared behind it: neither is acknowledged, and the next instance records every record
@@ -27,61 +21,29 @@ import { BudgetApiModule } from '../budget-api.module';
 jest.setTimeout(180_000);
 const SETTLE_MS = 60_000;
 
-let pg: PrivatePostgres;
-let nats: TestNatsServer;
-let nc: NatsConnection;
+let servers: PrivateServers;
 let jsm: JetStreamManager;
-let url: string;
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPrivatePostgres(), startNatsServer()]);
-  const admin = new Pool({ connectionString: pg.url, max: 1 });
-  await admin.query('CREATE DATABASE aigov_usage_stop');
-  await admin.end();
-  url = pg.url.replace(/\/postgres$/, '/aigov_usage_stop');
-  const ds = createDataSource({ url, poolSize: 1 });
-  await ds.initialize();
-  try {
-    await runMigrationsLocked(ds);
-  } finally {
-    await ds.destroy();
-  }
-  nc = await connect({ servers: nats.url });
-  jsm = await jetstreamManager(nc);
+  servers = await startPrivateServers('aigov_usage_stop');
+  jsm = await jetstreamManager(servers.nc);
 });
 
-afterAll(async () => {
-  await nc?.close();
-  pg?.destroy();
-  await nats?.stop();
-});
+afterAll(() => servers?.stop());
 
 async function start() {
-  const config = loadConfig({
-    DATABASE_URL: url,
-    NATS_URL: nats.url,
+  const app = await startBudgetApi({
+    DATABASE_URL: servers.url,
+    NATS_URL: servers.nats.url,
     DATABASE_POOL_SIZE: '2',
     USAGE_ACK_WAIT_MS: '3000',
     USAGE_BATCH_SIZE: '50',
   });
-  const metrics = new Metrics('budget-api');
-  const module = await Test.createTestingModule({
-    imports: [
-      BudgetApiModule.forRoot({
-        config,
-        logger: createLogger('budget-api', 'silent'),
-        metrics,
-        readiness: new Readiness(),
-      }),
-    ],
-  }).compile();
-  await module.init();
-  const counter = async (name: string): Promise<number> =>
-    ((await metrics.registry.getSingleMetric(name)?.get())?.values ?? []).reduce((n, v) => n + v.value, 0);
-  return { module, counter };
+  return { module: app.module, counter: (name: string) => metricTotal(app.metrics, name) };
 }
 
 it('stopping while the database is away leaves both batches in hand unacknowledged; the next instance records them once', async () => {
+  const { pg, nc, url } = servers;
   const db = new Pool({ connectionString: url, max: 2 });
   const users: string[] = [];
   try {

@@ -74,7 +74,7 @@ export interface GroupMemberEvent {
 
 /**
  * What became of one of them: `state` as a begin method says it (`blocked`: an add the gate of
- * beginGroupMemberAdded refused, or a removal from an Everyone group: `context.everyone`), the
+ * applyGroupMemberEvents refused, or a removal from an Everyone group: `context.everyone`), the
  * context that gate reads (read for removals too: the names for their audit entries), and
  * whether the membership was inserted or deleted (false when it already was as the event says).
  */
@@ -194,37 +194,6 @@ export class IdentitySyncRepository {
   }
 
   /**
-   * `beginEvent` for adding a user to a group, gated on the group (not an Everyone group), the
-   * user, and the user's membership of the group's organization (the database insists on it).
-   */
-  async beginGroupMemberAdded(
-    e: EventStart & { groupId: string; userId: string },
-  ): Promise<{ state: BeginState; context: GroupMemberContext }> {
-    return this.begin<GroupMemberContext>(
-      'group_member_added',
-      e,
-      `SELECT c.*, NOT c.everyone AND c."organizationId" IS NOT NULL AND c.username IS NOT NULL
-                   AND c."organizationMember"
-                   AND NOT coalesce(c."membershipEnded" > $3, false) AS ok FROM (
-         SELECT EXISTS (SELECT 1 FROM identity_applied_events WHERE event_id = $1) AS applied,
-                EXISTS (SELECT 1 FROM organizations WHERE id = $6::uuid) AS everyone,
-                ${versionSql("'group_member'", "$6::text || '/' || $7::text")} AS "memberVersion",
-                g.organization_id AS "organizationId", g.name AS "groupName",
-                ${versionSql("'group'", '$6::text')} AS "groupVersion",
-                (SELECT username FROM users WHERE id = $7::uuid) AS username,
-                ${versionSql("'user'", '$7::text')} AS "userVersion",
-                EXISTS (SELECT 1 FROM organization_members m
-                         WHERE m.organization_id = g.organization_id AND m.user_id = $7::uuid) AS "organizationMember",
-                ${versionSql("'organization_member'", "g.organization_id::text || '/' || $7::text")}
-                  AS "organizationMemberVersion",
-                ${versionSql("'organization_member'", "g.organization_id::text || '/' || $7::text || '/ended'")}
-                  AS "membershipEnded"
-           FROM (SELECT 1) AS one LEFT JOIN groups g ON g.id = $6::uuid) AS c`,
-      [e.groupId, e.userId],
-    );
-  }
-
-  /**
    * The statement behind the begin methods. `gate` is a one-row query (its parameters from $6)
    * with a boolean `ok` and the context columns; the event is recorded and its keys claimed only
    * when `ok`. The request id is set first, in the same statement.
@@ -266,13 +235,15 @@ export class IdentitySyncRepository {
   }
 
   /**
-   * Applies group membership events in two statements, each event as its begin statement
-   * (beginGroupMemberAdded for an add, beginEvent with `unlessOrganization` for a removal) and its
-   * write would: gated, recorded and claimed in the first, then inserted or deleted in the
-   * second. The events must be about distinct memberships and have distinct ids: a statement
-   * sees the rows as they were before it, so the caller splits a batch where a membership or an
-   * id comes again (events about different memberships do not see each other's writes, so doing
-   * them at once is doing them in order). Results in the order of `events`.
+   * Applies group membership events in two statements, each event as a begin statement and its
+   * write would: gated, recorded and claimed in the first, then inserted or deleted in the second.
+   * An add is gated on the group (not an Everyone group), the user, and the user's membership of
+   * the group's organization (the database insists on it) not having ended after the event; a
+   * removal only on the group not being an Everyone group (as beginEvent's `unlessOrganization`).
+   * The events must be about distinct memberships and have distinct ids: a statement sees the
+   * rows as they were before it, so the caller splits a batch where a membership or an id comes
+   * again (events about different memberships do not see each other's writes, so doing them at
+   * once is doing them in order). Results in the order of `events`.
    */
   async applyGroupMemberEvents(events: readonly GroupMemberEvent[]): Promise<GroupMemberEventResult[]> {
     if (events.length === 0) return [];
