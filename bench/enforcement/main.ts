@@ -57,7 +57,8 @@ import { cpuSeconds, migrateDatabase, startEchoResponder, startNatsServer } from
  *   npm run bench:enforcement [-- --duration 10 --warmup 2 --clients 50 --rounds 3 --users 1000
  *     --rate 1000 --rate-seconds 10 --usage 20000 --usage-users 300
  *     --usage-format bare|cloudevent --statement-sample 1000 --cpu-prof <dir>
- *     --parts statements,rounds,rate,usage --database-url postgres://...]
+ *     --parts statements,rounds,rate,usage --contenders nats,http,sql,echo --kinds check,reserve
+ *     --database-url postgres://...]
  */
 
 const DURATION = Number(arg('duration', '10'));
@@ -73,6 +74,9 @@ const USAGE_USERS = Math.min(Number(arg('usage-users', '300')), USERS);
 const USAGE_FORMAT = arg('usage-format', 'bare');
 /** Which parts run (all by default): a subset makes a quick measurement of one figure. */
 const PARTS = new Set(arg('parts', 'statements,rounds,rate,usage').split(','));
+/** Which contenders and kinds the rounds run (all by default), e.g. for a profile of one of them. */
+const ONLY_CONTENDERS = new Set(arg('contenders', 'nats,http,sql,echo').split(','));
+const ONLY_KINDS = new Set(arg('kinds', 'check,reserve').split(','));
 const ADMIN_URL = arg('database-url', 'postgres://postgres@127.0.0.1:5432/postgres');
 /** A directory: the budget-api runs with node --cpu-prof there (summarise with bench/api/profile-summary). */
 const CPU_PROFILE_DIR = arg('cpu-prof', '');
@@ -756,11 +760,12 @@ async function main(): Promise<void> {
     const results: Record<string, LoadResult[]> = {};
     for (let round = 0; round < (PARTS.has('rounds') ? ROUNDS : 0); round++) {
       for (const kind of ['check', 'reserve'] as const) {
+        if (!ONLY_KINDS.has(kind)) continue;
         const list = contenders[kind];
         const order = [...list.slice(round % list.length), ...list.slice(0, round % list.length)];
         const got = new Map<string, LoadResult>();
         for (const c of order) {
-          if (c.missing || !c.op) continue;
+          if (c.missing || !c.op || !ONLY_CONTENDERS.has(c.key)) continue;
           await closedLoop(c.op, WARMUP, null);
           const r = await closedLoop(c.op, DURATION, c.procs ?? procs);
           got.set(c.key, r);

@@ -125,7 +125,7 @@ export class EnforcementService {
       amountMicros: amount,
       expiresAt: new Date(now.getTime() + ttl * 1000),
     });
-    if (outcome.kind === 'denied') return this.denied(actor, outcome.state, userId, period, amount);
+    if (outcome.kind === 'denied') return this.denied(outcome.state, period, amount);
     const r = outcome.reservation;
     return {
       ...checkReply(outcome.state, period, 0n),
@@ -138,22 +138,12 @@ export class EnforcementService {
   }
 
   /**
-   * The reply to a refused reservation. The statement's state is its snapshot, taken before it
-   * waited for the counter row; the refusal was decided on the row as locked, which concurrent
-   * grants may have filled since. So the counters are read again (they are what the caller needs
-   * to see), and a refusal stays a refusal even when a release in between makes them look roomy.
+   * The reply to a refused reservation, from the counters read after the refusal
+   * (SpendRepository.reserve): the refusal was decided on the row as locked, which concurrent
+   * grants may have filled since the statement began, and they are what the caller needs to see.
+   * A refusal stays a refusal even when a release in between makes them look roomy.
    */
-  private async denied(
-    actor: Actor,
-    snapshot: BudgetState,
-    userId: string,
-    period: Period,
-    amount: bigint,
-  ): Promise<BudgetReserveReply> {
-    const state =
-      snapshot.userStatus === 'active'
-        ? await this.stores.spend.getBudgetState(actor, userId, period.startDate)
-        : snapshot;
+  private denied(state: BudgetState, period: Period, amount: bigint): BudgetReserveReply {
     const reply = checkReply(state, period, amount);
     return {
       ...reply,

@@ -283,6 +283,39 @@ describe('reservations', () => {
     expect(unknown).toMatchObject({ kind: 'denied', state: { userStatus: null } });
   });
 
+  it('a refusal that waited for a concurrent grant answers with the counters after that grant', async () => {
+    const { userId } = await member(5_000);
+    const other = ds.createQueryRunner();
+    await other.connect();
+    try {
+      // Another instance's grant of 4,000: the counter row written, not committed.
+      await other.startTransaction();
+      await other.query(
+        `INSERT INTO ai_spend_counters (user_id, period_start, held_micros) VALUES ($1, $2, 4000)
+         ON CONFLICT (user_id, period_start) DO UPDATE SET held_micros = ai_spend_counters.held_micros + 4000`,
+        [userId, PERIOD],
+      );
+      // 2,000 fits what this statement's snapshot sees (nothing held); it waits for the row...
+      const pending = hold(userId, 2_000n);
+      const waiting = async () =>
+        (
+          await sqlRows(
+            ds,
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).length > 0;
+      for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await other.commitTransaction();
+      // ...and is refused on the row as committed, with the counters that refused it.
+      const outcome = await pending;
+      expect(outcome.kind).toBe('denied');
+      expect(outcome.state).toMatchObject({ heldMicros: 4_000n, spentMicros: 0n, spendLimitMicros: 5_000n });
+    } finally {
+      await other.release();
+    }
+  });
+
   it('release ends a hold once', async () => {
     const { userId } = await member(null);
     const r = await hold(userId, 700n);

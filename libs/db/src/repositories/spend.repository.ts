@@ -66,6 +66,11 @@ export type ReserveOutcome =
   | { kind: 'granted'; reservation: Reservation; state: BudgetState }
   /** The request id was granted before: the first reservation, whatever became of it. */
   | { kind: 'replayed'; reservation: Reservation; state: BudgetState }
+  /**
+   * Refused. For an active user the state is read after the refusal (the counters as they were
+   * when the statement ended, with the concurrent grants that filled them); otherwise the
+   * statement's own.
+   */
   | { kind: 'denied'; state: BudgetState };
 
 export interface PricesUsed {
@@ -328,6 +333,14 @@ SELECT s.status, s.limit_source, s.spend_limit_micros, s.effective_group_id,
   LEFT JOIN granted g ON g.user_id = i.user_id AND g.period_start = i.period_start
  ORDER BY i.ord`;
 
+/** After refusals ($1 request ids, $2 users, $3 periods): the reservation of each id, and the state again. */
+const AFTER_REFUSAL_SQL = `
+SELECT s.*, (SELECT row_to_json(r) FROM (SELECT ${RESERVATION_COLUMNS} FROM ai_reservations
+                                           WHERE request_id = x.request_id) r) AS reservation
+  FROM unnest($1::text[], $2::uuid[], $3::date[]) WITH ORDINALITY AS x(request_id, user_id, period_start, ord)
+  LEFT JOIN LATERAL (${stateSql('x.user_id', 'x.period_start')}) s ON true
+ ORDER BY x.ord`;
+
 /** Most reservations one statement carries. */
 const RESERVE_BATCH_MAX = 128;
 /**
@@ -558,30 +571,42 @@ export class SpendRepository {
   }
 
   /**
-   * A denial can be the loser of a race with a concurrent grant of the same request id (a
-   * gateway retrying): the statement's snapshot did not see that grant, then found the counter
-   * filled by it. Such a request id is answered with its reservation, as any replay is. One
-   * lookup, only when something was denied to an active user.
+   * After refusals to active users, one statement (a new snapshot) reads for each of them:
+   * - the reservation of its request id, if one exists now. A refusal can be the loser of a race
+   *   with a concurrent grant of the same request id (a gateway retrying): the statement's
+   *   snapshot did not see that grant, then found the counter filled by it. Such a request id is
+   *   answered with its reservation, as any replay is;
+   * - the budget state again: the statement's is its snapshot, taken before it waited for the
+   *   counter row, and the refusal was decided on the row as locked, which concurrent grants may
+   *   have filled since. The caller answers with these counters.
    */
   private async replayedAfterAll(
     inputs: readonly ReserveInput[],
     outcomes: ReserveOutcome[],
   ): Promise<ReserveOutcome[]> {
-    const denied = inputs.filter(
-      (_, k) => outcomes[k].kind === 'denied' && outcomes[k].state.userStatus === 'active',
-    );
+    const denied = inputs
+      .map((input, k) => ({ input, k }))
+      .filter(({ k }) => outcomes[k].kind === 'denied' && outcomes[k].state.userStatus === 'active');
     if (denied.length === 0) return outcomes;
-    const rows = await q<ReservationRow[]>(
+    const rows = await q<(StateRow & { reservation: ReservationJson | null })[]>(
       this.db,
-      `SELECT ${RESERVATION_COLUMNS} FROM ai_reservations WHERE request_id = ANY($1::text[])`,
-      [denied.map((i) => i.requestId)],
+      AFTER_REFUSAL_SQL,
+      [
+        denied.map(({ input }) => input.requestId),
+        denied.map(({ input }) => input.userId),
+        denied.map(({ input }) => input.periodStart),
+      ],
+      'spend_after_refusal',
     );
-    if (rows.length === 0) return outcomes;
-    const found = new Map(rows.map((r) => [r.request_id, toReservation(r)]));
-    return outcomes.map((o, k) => {
-      const reservation = o.kind === 'denied' ? found.get(inputs[k].requestId) : undefined;
-      return reservation ? { kind: 'replayed', reservation, state: o.state } : o;
+    const after = [...outcomes];
+    denied.forEach(({ k }, j) => {
+      const r = rows[j];
+      const state = toState(r.status === null ? undefined : r);
+      after[k] = r.reservation
+        ? { kind: 'replayed', reservation: fromJson(r.reservation), state }
+        : { kind: 'denied', state };
     });
+    return after;
   }
 
   async getReservation(id: string): Promise<Reservation | null> {
