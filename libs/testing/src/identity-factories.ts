@@ -196,3 +196,20 @@ export async function insertMembershipSets(
     [sets.groups, sets.orgs],
   );
 }
+
+/**
+ * Whether a connection to the database of `db` waits for a lock, polled for up to 10 s first: a
+ * race test's sign that the statement it started has reached the lock held by the test's own
+ * transaction (the lock is the point; the deadline only bounds a test that would hang).
+ */
+export async function someoneWaitsForLock(db: SqlTarget): Promise<boolean> {
+  const waiting = async () =>
+    (
+      await sqlRows(
+        db,
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      )
+    ).length > 0;
+  for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+  return waiting();
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Stores } from '@aigov/authz';
 import type { IdentityEvent, OrganizationSnapshotData } from '@aigov/contracts';
 import { createDataSource } from '@aigov/db';
-import { createTestDatabase, insertOverride, type TestDatabase } from '@aigov/testing';
+import { createTestDatabase, insertOverride, someoneWaitsForLock, type TestDatabase } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import { IdentityApplier } from './identity-applier';
 
@@ -249,14 +249,7 @@ describe('a snapshot racing a removal from the organization (a rejoin after both
           at(10),
         ),
       );
-      const waiting = async () =>
-        (
-          await ds.query<unknown[]>(
-            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).length > 0;
-      for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(await waiting()).toBe(true);
+      expect(await someoneWaitsForLock(ds)).toBe(true);
       await other.commitTransaction();
       expect(await applying).toEqual(['applied']);
       const members = await ds.query<unknown[]>('SELECT 1 FROM group_members WHERE group_id = $1', [group]);

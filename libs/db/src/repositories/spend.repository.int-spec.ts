@@ -8,6 +8,7 @@ import {
   insertOrganization,
   insertOverride,
   insertUser,
+  someoneWaitsForLock,
   sqlRows,
   waitForNoConnections,
   type TestDatabase,
@@ -288,29 +289,27 @@ describe('reservations', () => {
     const other = ds.createQueryRunner();
     await other.connect();
     try {
-      // Another instance's grant of 4,000: the counter row written, not committed.
+      // Another instance's grant of 4,000: the counter row and the hold written, not committed.
       await other.startTransaction();
       await other.query(
         `INSERT INTO ai_spend_counters (user_id, period_start, held_micros) VALUES ($1, $2, 4000)
          ON CONFLICT (user_id, period_start) DO UPDATE SET held_micros = ai_spend_counters.held_micros + 4000`,
         [userId, PERIOD],
       );
+      await other.query(
+        `INSERT INTO ai_reservations (request_id, user_id, period_start, amount_micros, expires_at)
+         VALUES ($1, $2, $3, 4000, now() + interval '10 minutes')`,
+        [randomUUID(), userId, PERIOD],
+      );
       // 2,000 fits what this statement's snapshot sees (nothing held); it waits for the row...
       const pending = hold(userId, 2_000n);
-      const waiting = async () =>
-        (
-          await sqlRows(
-            ds,
-            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).length > 0;
-      for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(await waiting()).toBe(true);
+      expect(await someoneWaitsForLock(ds)).toBe(true);
       await other.commitTransaction();
       // ...and is refused on the row as committed, with the counters that refused it.
       const outcome = await pending;
       expect(outcome.kind).toBe('denied');
       expect(outcome.state).toMatchObject({ heldMicros: 4_000n, spentMicros: 0n, spendLimitMicros: 5_000n });
+      await expectCountersMatchLedger();
     } finally {
       await other.release();
     }
