@@ -1,6 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DataSource } from 'typeorm';
-import { Client } from 'pg';
 import { PriceBookRepository } from '@aigov/db';
 import {
   startNatsServer,
@@ -1017,11 +1016,8 @@ describe('enforcement while the database is down (private PostgreSQL and nats-se
 
   beforeAll(async () => {
     [pg, nats] = await Promise.all([startPrivatePostgres(), startNatsServer()]);
-    const admin = new Client({ connectionString: pg.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE aigov_spend_fault');
-    await admin.end();
-    const url = pg.url.replace(/\/postgres$/, '/aigov_spend_fault');
+    // Not migrated here: the API migrates its own database at start.
+    const url = await pg.createDatabase('aigov_spend_fault', { migrated: false });
     api = await ApiHarness.start(
       { NATS_ENABLED: 'true', NATS_URL: nats.url },
       { name: 'aigov_spend_fault', url, drop: async () => undefined },
