@@ -213,3 +213,26 @@ export async function someoneWaitsForLock(db: SqlTarget): Promise<boolean> {
   for (let i = 0; i < 1000 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
   return waiting();
 }
+
+/**
+ * In `tx` (an open transaction the test commits later): what the membership listener's
+ * `organization.member.removed` does first when a rejoin keeps the membership row: the row
+ * locked FOR UPDATE and the end of the user's group memberships recorded at `time` (the
+ * `<org>/<user>/ended` key). For race tests of group membership adds against that removal.
+ */
+export async function beginOrganizationRemoval(
+  tx: SqlTarget,
+  organizationId: string,
+  userId: string,
+  time: Date,
+): Promise<void> {
+  await tx.query(
+    'SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
+    [organizationId, userId],
+  );
+  await tx.query(
+    `INSERT INTO identity_versions (entity, key, time, event_id)
+     VALUES ('organization_member', $1 || '/' || $2 || '/ended', $3, 'other')`,
+    [organizationId, userId, time],
+  );
+}

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Stores } from '@aigov/authz';
 import type { IdentityDataBySubject, IdentityEvent, IdentitySubject } from '@aigov/contracts';
 import { createDataSource } from '@aigov/db';
-import { createTestDatabase, insertOverride, someoneWaitsForLock, type TestDatabase } from '@aigov/testing';
+import {
+  beginOrganizationRemoval,
+  createTestDatabase,
+  insertOverride,
+  someoneWaitsForLock,
+  type TestDatabase,
+} from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import type { ApplyOutcome } from './applier';
 import { IdentityApplier } from './identity-applier';
@@ -463,14 +469,7 @@ describe('organization removal racing a group membership add (a rejoin after bot
       // Another instance applying the removal at t2: the membership locked and the end of group
       // memberships recorded, not committed (the rejoin keeps the membership itself).
       await other.startTransaction();
-      await other.query(
-        'SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
-        [org, user],
-      );
-      await other.query(
-        `INSERT INTO identity_versions (entity, key, time, event_id) VALUES ('organization_member', $1 || '/' || $2 || '/ended', $3, 'other')`,
-        [org, user, t2],
-      );
+      await beginOrganizationRemoval(other, org, user, t2);
       const adding = applier.applyBatch([add]);
       expect(await someoneWaitsForLock(ds)).toBe(true);
       await other.commitTransaction();

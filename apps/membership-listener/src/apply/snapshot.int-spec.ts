@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Stores } from '@aigov/authz';
 import type { IdentityEvent, OrganizationSnapshotData } from '@aigov/contracts';
 import { createDataSource } from '@aigov/db';
-import { createTestDatabase, insertOverride, someoneWaitsForLock, type TestDatabase } from '@aigov/testing';
+import {
+  beginOrganizationRemoval,
+  createTestDatabase,
+  insertOverride,
+  someoneWaitsForLock,
+  type TestDatabase,
+} from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import { IdentityApplier } from './identity-applier';
 
@@ -228,14 +234,7 @@ describe('a snapshot racing a removal from the organization (a rejoin after both
     await other.connect();
     try {
       await other.startTransaction();
-      await other.query(
-        'SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE',
-        [org, u.user_id],
-      );
-      await other.query(
-        `INSERT INTO identity_versions (entity, key, time, event_id) VALUES ('organization_member', $1 || '/' || $2 || '/ended', $3, 'other')`,
-        [org, u.user_id, at(20)],
-      );
+      await beginOrganizationRemoval(other, org, u.user_id, at(20));
       const applying = apply(
         ev(
           'identity.organization.snapshot',

@@ -328,10 +328,9 @@ export class IdentitySyncRepository {
     const written = await q<{ written: boolean; ended: boolean }[]>(
       this.db,
       `WITH w AS (
-         SELECT w.*, w.added AND EXISTS (
-                  SELECT 1 FROM groups g JOIN identity_versions v ON v.entity = 'organization_member'
-                     AND v.key = g.organization_id::text || '/' || w.uid || '/ended'
-                   WHERE g.id = w.gid::uuid AND v.time > w.time) AS ended
+         SELECT w.*, w.added AND coalesce((
+                  SELECT ${versionSql("'organization_member'", "g.organization_id::text || '/' || w.uid || '/ended'")}
+                    FROM groups g WHERE g.id = w.gid::uuid) > w.time, false) AS ended
            FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::timestamptz[])
            WITH ORDINALITY AS w(event_id, gid, uid, added, time, i)),
        inserted AS (
