@@ -15,6 +15,7 @@ import {
   insertUser,
   newKeyId,
   type TestDatabase,
+  testPool,
 } from '@aigov/testing';
 import { count, violation } from './helpers/identity-sql';
 
@@ -245,7 +246,7 @@ describe('pg_dump and restore into an empty database', () => {
   beforeAll(async () => {
     source = await createTestDatabase();
     // One connection: populate() runs BEGIN/COMMIT through it.
-    sourcePool = new Pool({ connectionString: source.url, max: 1, application_name: 'aigov-dump-test' });
+    sourcePool = testPool({ connectionString: source.url, max: 1, application_name: 'aigov-dump-test' });
     doomed = await populate(sourcePool);
     sourceDeletion = await deletionAudit(sourcePool, doomed);
     before = await digests(sourcePool);
@@ -366,7 +367,7 @@ describe('pg_dump and restore into an empty database', () => {
             ]);
       expect(restored.stderr).toBe('');
 
-      const pool = new Pool({ connectionString: target.url, max: 2, application_name: 'aigov-restore-test' });
+      const pool = testPool({ connectionString: target.url, max: 2, application_name: 'aigov-restore-test' });
       entry.pool = pool;
       expect(await digests(pool)).toEqual(before);
       expect(await schemaObjects(pool)).toEqual(beforeSchema);

@@ -1,4 +1,4 @@
-import { Client, Pool } from 'pg';
+import { Pool } from 'pg';
 import {
   addGroupMember,
   addOrganizationMember,
@@ -9,6 +9,8 @@ import {
   insertOverride,
   insertUser,
   type TestDatabase,
+  testPool,
+  testClient,
 } from '@aigov/testing';
 
 // ai_effective_budgets (migrations/1765200000000-effective-budgets.ts) equals ai_effective_budget()
@@ -21,7 +23,7 @@ let pool: Pool;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new Pool({ connectionString: db.url, max: 6, application_name: 'aigov-effective-budgets-test' });
+  pool = testPool({ connectionString: db.url, max: 6, application_name: 'aigov-effective-budgets-test' });
 });
 afterAll(async () => {
   if (pool) await closePool(pool);
@@ -353,8 +355,8 @@ interface RaceResult {
 }
 
 async function race(w: World, rounds: number): Promise<RaceResult> {
-  const a = new Client({ connectionString: db.url, application_name: 'aigov-effective-budgets-a' });
-  const b = new Client({ connectionString: db.url, application_name: 'aigov-effective-budgets-b' });
+  const a = testClient({ connectionString: db.url, application_name: 'aigov-effective-budgets-a' });
+  const b = testClient({ connectionString: db.url, application_name: 'aigov-effective-budgets-b' });
   await a.connect();
   await b.connect();
   const pidB = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;

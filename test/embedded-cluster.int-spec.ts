@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { testClient } from '@aigov/testing';
 import {
   claimEmbeddedCluster,
   embeddedDatabaseUrl,
@@ -14,8 +15,7 @@ import { freshDataDir, isAlive, listeningAddresses } from './helpers/processes';
 jest.setTimeout(120_000);
 
 async function connect(url: string): Promise<Client> {
-  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => undefined);
+  const client = testClient({ connectionString: url, connectionTimeoutMillis: 10_000 });
   await client.connect();
   return client;
 }

@@ -7,7 +7,7 @@ import {
   startEmbeddedCluster,
   type EmbeddedCluster,
 } from '@aigov/db';
-import { closePool } from '@aigov/testing';
+import { closePool, testPool } from '@aigov/testing';
 import {
   RACE_KINDS,
   createOverrideRaceFixtures,
@@ -44,7 +44,7 @@ describe('override upsert racing membership removal, on the embedded PostgreSQL'
     } finally {
       await ds.destroy();
     }
-    pool = new Pool({
+    pool = testPool({
       connectionString: cluster.url,
       max: 2 * WORKERS,
       application_name: 'aigov-embedded-race',

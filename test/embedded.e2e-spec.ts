@@ -1,7 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { freePort, portAnswers, startNatsServer, waitFor, type TestNatsServer } from '@aigov/testing';
+import {
+  freePort,
+  portAnswers,
+  startNatsServer,
+  waitFor,
+  type TestNatsServer,
+  testClient,
+} from '@aigov/testing';
 import {
   NodeProcess,
   START_SCRIPT,
@@ -73,7 +80,7 @@ describe('npm start with the embedded PostgreSQL (no DATABASE_URL)', () => {
     const pm = postmaster();
     if (!pm) throw new Error('no postmaster.pid');
     const password = fs.readFileSync(path.join(dataDir, 'postgres.password'), 'utf8').trim();
-    const client = new Client({
+    const client = testClient({
       host: '127.0.0.1',
       port: pm.port,
       user: 'postgres',
@@ -81,7 +88,6 @@ describe('npm start with the embedded PostgreSQL (no DATABASE_URL)', () => {
       database: 'aigov',
       connectionTimeoutMillis: 10_000,
     });
-    client.on('error', () => undefined);
     await client.connect();
     try {
       return await fn(client);

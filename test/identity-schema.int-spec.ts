@@ -10,6 +10,7 @@ import {
   newKeyId,
   uniqueName,
   type TestDatabase,
+  testPool,
 } from '@aigov/testing';
 import {
   count,
@@ -30,7 +31,7 @@ describe('identity schema', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    pool = new Pool({ connectionString: db.url, max: 6, application_name: 'aigov-identity-schema-test' });
+    pool = testPool({ connectionString: db.url, max: 6, application_name: 'aigov-identity-schema-test' });
   });
 
   afterAll(async () => {
@@ -546,7 +547,7 @@ async function raceDatabase(rewrite?: {
   sleepSeconds: number;
 }): Promise<{ db: TestDatabase; pool: Pool; definition: string }> {
   const db = await createTestDatabase();
-  const pool = new Pool({ connectionString: db.url, max: 2 * WORKERS, application_name: 'aigov-race-test' });
+  const pool = testPool({ connectionString: db.url, max: 2 * WORKERS, application_name: 'aigov-race-test' });
   if (rewrite) await pool.query(await rewrittenCheckFunction(pool, rewrite));
   const res = await pool.query<{ def: string }>(
     `SELECT pg_get_functiondef('group_members_check_org_member()'::regprocedure) AS def`,

@@ -8,6 +8,7 @@ import {
   waitFor,
   type TestDatabase,
   type TestNatsServer,
+  testClient,
 } from '@aigov/testing';
 import {
   Random,
@@ -47,7 +48,7 @@ describe('membership-listener convergence through NATS', () => {
   beforeAll(async () => {
     [nats, testDb] = await Promise.all([startNatsServer(), createTestDatabase()]);
     nc = await connect({ servers: nats.url });
-    db = new Client({ connectionString: testDb.url });
+    db = testClient({ connectionString: testDb.url });
     await db.connect();
   });
 

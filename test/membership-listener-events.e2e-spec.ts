@@ -10,6 +10,7 @@ import {
   waitFor,
   type TestDatabase,
   type TestNatsServer,
+  testClient,
 } from '@aigov/testing';
 import {
   consumerSettled,
@@ -47,7 +48,7 @@ describe('membership-listener process: retries, dead letters, repeats and order'
   beforeAll(async () => {
     [nats, testDb] = await Promise.all([startNatsServer(), createTestDatabase()]);
     nc = await connect({ servers: nats.url });
-    db = new Client({ connectionString: testDb.url });
+    db = testClient({ connectionString: testDb.url });
     await db.connect();
     listener = await startListener('listener-events', {
       DATABASE_URL: testDb.url,

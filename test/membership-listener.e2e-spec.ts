@@ -10,6 +10,7 @@ import {
   type PrivateServers,
   type TestDatabase,
   type TestNatsServer,
+  testClient,
 } from '@aigov/testing';
 import {
   consumerSettled,
@@ -50,7 +51,7 @@ describe('membership-listener processes on a shared database', () => {
   beforeEach(async () => {
     [nats, testDb] = await Promise.all([startNatsServer(), createTestDatabase()]);
     nc = await connect({ servers: nats.url });
-    db = new Client({ connectionString: testDb.url });
+    db = testClient({ connectionString: testDb.url });
     await db.connect();
   });
 
@@ -148,7 +149,7 @@ describe('membership-listener while its PostgreSQL stops and starts again', () =
     const half = h.messages.length / 2;
     await publishAll(nc, h.messages.slice(0, half), 20);
 
-    const db = new Client({ connectionString: url });
+    const db = testClient({ connectionString: url });
     await db.connect();
     await waitFor('some events applied', async () => (await appliedCount(db)) > 0, SETTLE_MS, 10);
     await db.end();
@@ -174,7 +175,7 @@ describe('membership-listener while its PostgreSQL stops and starts again', () =
       SETTLE_MS,
     );
     await waitFor('every event handled', () => consumerSettled(nc), SETTLE_MS, 250);
-    const check = new Client({ connectionString: url });
+    const check = testClient({ connectionString: url });
     await check.connect();
     try {
       await expectDatabaseMatches(check, h);

@@ -8,7 +8,7 @@ import {
   revertLastMigrationLocked,
   runMigrationsLocked,
 } from '@aigov/db';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
+import { createTestDatabase, type TestDatabase, testClient } from '@aigov/testing';
 
 /** Migration class names as the files declare them (`name = '...'`), oldest first. */
 function migrationNamesOnDisk(): string[] {
@@ -179,7 +179,7 @@ describe('named constraints of ai_model_prices', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase({ migrated: true });
-    client = new Client({ connectionString: db.url });
+    client = testClient({ connectionString: db.url });
     await client.connect();
   });
 

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Pool } from 'pg';
-import { closePool, createTestDatabase, type TestDatabase } from '@aigov/testing';
+import { closePool, createTestDatabase, type TestDatabase, testPool } from '@aigov/testing';
 import { count } from './helpers/identity-sql';
 import {
   RACE_KINDS,
@@ -32,7 +32,7 @@ interface RaceEnv {
 /** A fresh migrated database with its own pool, optionally with the override check rewritten. */
 async function raceDatabase(rewrite?: { dropLock: boolean; sleepSeconds: number }): Promise<RaceEnv> {
   const db = await createTestDatabase();
-  const pool = new Pool({
+  const pool = testPool({
     connectionString: db.url,
     max: 2 * WORKERS,
     application_name: 'aigov-override-race-test',

@@ -16,6 +16,7 @@ import {
   type PrivateServers,
   type TestDatabase,
   type TestNatsServer,
+  testClient,
 } from '@aigov/testing';
 import type { DataSource } from 'typeorm';
 import {
@@ -102,7 +103,7 @@ describe('budget-api killed with SIGKILL while ingesting usage and holding reser
   beforeAll(async () => {
     [nats, testDb] = await Promise.all([startNatsServer(), createTestDatabase()]);
     nc = await connect({ servers: nats.url });
-    db = new Client({ connectionString: testDb.url });
+    db = testClient({ connectionString: testDb.url });
     await db.connect();
     ds = createDataSource({ url: testDb.url, poolSize: 4 });
     await ds.initialize();
@@ -225,7 +226,7 @@ describe('budget-api while its PostgreSQL stops and starts again', () => {
 
   it('holds usage while the database is down, reports not ready, then records all of it once', async () => {
     const { pg, nats, nc, url } = servers;
-    const seedDb = new Client({ connectionString: url });
+    const seedDb = testClient({ connectionString: url });
     await seedDb.connect();
     const users = await seed(seedDb, 5);
     await seedDb.end();
@@ -264,7 +265,7 @@ describe('budget-api while its PostgreSQL stops and starts again', () => {
       SETTLE_MS,
     );
     await waitFor('every usage record handled', () => consumerSettled(nc), SETTLE_MS, 250);
-    const check = new Client({ connectionString: url });
+    const check = testClient({ connectionString: url });
     await check.connect();
     try {
       expect(

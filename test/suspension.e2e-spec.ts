@@ -1,5 +1,4 @@
-import { Client } from 'pg';
-import { insertOverride } from '@aigov/testing';
+import { insertOverride, testClient } from '@aigov/testing';
 import { ApiHarness, World, type ApiResponse, type Person } from './helpers/api';
 
 // Suspension (CONTRACT 2.1, 3): PUT /users/{user}/status by owners and user-admins (not on an
@@ -213,8 +212,8 @@ describe('suspension and the last active owner (real PostgreSQL)', () => {
     const b = await world.person(owner, 'tx-b', { siteRoles: ['owner'] });
     await api.sql(`UPDATE users SET status = 'suspended' WHERE id = $1`, [owner.id]);
     const [c1, c2] = [
-      new Client({ connectionString: api.db.url }),
-      new Client({ connectionString: api.db.url }),
+      testClient({ connectionString: api.db.url }),
+      testClient({ connectionString: api.db.url }),
     ];
     await c1.connect();
     await c2.connect();

@@ -12,6 +12,7 @@ import {
   insertGroup,
   insertOrganization,
   type TestDatabase,
+  testPool,
 } from '@aigov/testing';
 import { Pool } from 'pg';
 import { BudgetApiModule } from '../../apps/budget-api/src/budget-api.module';
@@ -73,9 +74,8 @@ export class ApiHarness {
       configure: configureHttp,
     });
     const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
-    const pg = new Pool({ connectionString: db.url, max: 2 });
     // A fault test stops the database under the pool: idle connections then report errors.
-    pg.on('error', () => undefined);
+    const pg = testPool({ connectionString: db.url, max: 2 });
     return new ApiHarness(app, `http://127.0.0.1:${port}`, db, pg);
   }
 

@@ -8,7 +8,6 @@ import { Writable } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Client } from 'pg';
 import { loadConfig } from '@aigov/config';
 import { DLQ_STREAM, IDENTITY_CONSUMER, IDENTITY_STREAM } from '@aigov/contracts';
 import { Metrics, Readiness, createLogger, startApp } from '@aigov/observability';
@@ -18,6 +17,7 @@ import {
   waitFor,
   type TestDatabase,
   type TestNatsServer,
+  testClient,
 } from '@aigov/testing';
 import { MembershipListenerModule } from './membership-listener.module';
 import { main as publishEvent } from '../../../scripts/events-publish';
@@ -175,7 +175,7 @@ describe('membership-listener under the documented NATS permissions (docs/nats-s
     );
     expect((await jsm.streams.info(DLQ_STREAM)).state.messages).toBe(1);
     // The valid one is in the database, audited as the listener.
-    const pg = new Client({ connectionString: db.url });
+    const pg = testClient({ connectionString: db.url });
     await pg.connect();
     try {
       const users = await pg.query('SELECT username FROM users WHERE id = $1', [userId]);

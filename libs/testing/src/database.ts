@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'pg';
+import { Client, Pool, type ClientConfig, type PoolConfig } from 'pg';
 import { testSettings } from '../../config/src/config';
 import { createDataSource } from '../../db/src/data-source';
 import { runMigrationsLocked } from '../../db/src/migrate';
@@ -99,6 +99,27 @@ export async function createTestDatabase(opts: { migrated?: boolean } = {}): Pro
     url: urlFor(name),
     drop: () => withAdmin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
   };
+}
+
+/**
+ * A pg Pool for a test's own queries. The server may end one of its idle connections at any
+ * moment (a database dropped WITH (FORCE), a backend terminated, the server restarted): the pool
+ * then discards it and opens another when asked. Without an 'error' listener that event is an
+ * uncaught exception, which Jest charges to whatever test runs at that moment, in this file or
+ * (all files share one process on a 2-core machine) in a later one. A query on a dead
+ * connection still fails where it is made.
+ */
+export function testPool(config: PoolConfig): Pool {
+  const pool = new Pool(config);
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** A pg Client for a test's own queries, with the same 'error' listener as testPool. */
+export function testClient(config: ClientConfig): Client {
+  const client = new Client(config);
+  client.on('error', () => undefined);
+  return client;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   waitFor,
   type TestDatabase,
   type TestNatsServer,
+  testPool,
 } from '@aigov/testing';
 import { Pool } from 'pg';
 import { periodOf } from './period';
@@ -55,7 +56,7 @@ beforeAll(async () => {
   [nats, db] = await Promise.all([startNatsServer(), createTestDatabase()]);
   nc = await connect({ servers: nats.url });
   jsm = await jetstreamManager(nc);
-  pg = new Pool({ connectionString: db.url, max: 4 });
+  pg = testPool({ connectionString: db.url, max: 4 });
   await pg.query(
     `INSERT INTO ai_model_prices (provider, model, source, input_price, output_price)
      VALUES ($1, $2, 'default', 1000000, 2000000)`,

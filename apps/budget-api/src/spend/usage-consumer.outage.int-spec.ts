@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { Pool } from 'pg';
 import { BUDGET_SUBJECTS, DLQ_STREAM, USAGE_CONSUMER, USAGE_STREAM } from '@aigov/contracts';
 import { SpendRepository, createDataSource } from '@aigov/db';
 import {
@@ -11,6 +10,7 @@ import {
   startPrivateServers,
   waitFor,
   type PrivateServers,
+  testPool,
 } from '@aigov/testing';
 import { metricTotal, startBudgetApi } from './testing-module';
 
@@ -44,7 +44,7 @@ async function start() {
 
 it('stopping while the database is away leaves both batches in hand unacknowledged; the next instance records them once', async () => {
   const { pg, nc, url } = servers;
-  const db = new Pool({ connectionString: url, max: 2 });
+  const db = testPool({ connectionString: url, max: 2 });
   const users: string[] = [];
   try {
     await db.query(

@@ -5,8 +5,7 @@ import {
   createDataSource,
   type SeedApplyAudit,
 } from '@aigov/db';
-import { createTestDatabase, type TestDatabase } from '@aigov/testing';
-import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase, testClient } from '@aigov/testing';
 import type { DataSource, Logger as TypeOrmLogger } from 'typeorm';
 import { readEmbeddedSeed } from './embedded-seed';
 
@@ -253,7 +252,7 @@ describe('applying the price seed (real PostgreSQL)', () => {
       JSON.stringify([seedRow('a', { input_price: 1 }), seedRow('b', { input_price: 2 })]),
       AUDIT,
     );
-    const holder = new Client({ connectionString: db.url });
+    const holder = testClient({ connectionString: db.url });
     await holder.connect();
     try {
       await holder.query('BEGIN');

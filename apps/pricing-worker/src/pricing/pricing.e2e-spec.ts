@@ -13,6 +13,7 @@ import {
   type FixtureServer,
   type TestDatabase,
   type TestNatsServer,
+  testClient,
 } from '@aigov/testing';
 import { Client } from 'pg';
 import { PricingWorkerModule } from '../pricing-worker.module';
@@ -83,7 +84,7 @@ describe('pricing worker over NATS (real nats-server, real PostgreSQL)', () => {
       }),
     ]);
     nc = await connect({ servers: nats.url });
-    pg = new Client({ connectionString: db.url });
+    pg = testClient({ connectionString: db.url });
     await pg.connect();
     await startWorker();
   });
