@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { testClient } from '@aigov/testing';
 import {
   claimEmbeddedCluster,

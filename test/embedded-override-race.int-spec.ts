@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { Pool } from 'pg';
+import type { Pool } from 'pg';
 import {
   createDataSource,
   initializeDataSource,

@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { DLQ_STREAM } from '@aigov/contracts';
 import {
   createTestDatabase,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { IDENTITY_STREAM } from '@aigov/contracts';
 import {
   createTestDatabase,

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { Pool } from 'pg';
+import type { Pool } from 'pg';
 import { closePool, createTestDatabase, type TestDatabase, testPool } from '@aigov/testing';
 import { count } from './helpers/identity-sql';
 import {

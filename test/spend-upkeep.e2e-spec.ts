@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { BUDGET_SUBJECTS, DLQ_STREAM, USAGE_CONSUMER, USAGE_STREAM } from '@aigov/contracts';
 import { SpendRepository, createDataSource } from '@aigov/db';
 import {

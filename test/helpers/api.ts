@@ -14,7 +14,7 @@ import {
   type TestDatabase,
   testPool,
 } from '@aigov/testing';
-import { Pool } from 'pg';
+import type { Pool } from 'pg';
 import { BudgetApiModule } from '../../apps/budget-api/src/budget-api.module';
 import { configureHttp } from '../../apps/budget-api/src/http/setup';
 

@@ -26,7 +26,7 @@ import {
   type TestNatsServer,
   testPool,
 } from '@aigov/testing';
-import { Pool } from 'pg';
+import type { Pool } from 'pg';
 import { periodOf } from './period';
 import { metricTotal as counter, startBudgetApi, type BudgetApiInstance } from './testing-module';
 import { ThresholdOutboxService, thresholdMsgId } from './threshold-outbox.service';

@@ -15,7 +15,7 @@ import {
   type TestNatsServer,
   testClient,
 } from '@aigov/testing';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { PricingWorkerModule } from '../pricing-worker.module';
 
 const SMALL = path.join(__dirname, '..', 'generator', '__fixtures__', 'api.small.json');
